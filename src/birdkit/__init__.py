@@ -1,0 +1,3 @@
+"""birdkit: a BirdCLEF submission kit."""
+
+__version__ = "0.1.0"

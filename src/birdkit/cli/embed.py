@@ -1,0 +1,35 @@
+"""`birdkit embed DATA_DIR --encoder birdnet --split train_audio --out DIR`."""
+
+from __future__ import annotations
+
+import argparse
+
+from birdkit.competition import SPLITS
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("embed", help="audio -> embedding store (Parquet), resumable")
+    p.add_argument("data_dir", help="competition folder (BirdCLEF layout)")
+    p.add_argument("--encoder", default="birdnet")
+    p.add_argument("--split", default="train_audio", choices=SPLITS)
+    p.add_argument("--out", required=True, help="store folder; an existing one resumes")
+    p.add_argument("--workers", type=int, default=1, help="encoder processes")
+    p.add_argument("--windows", default=None, help="BirdNET window scheme: paper (default) or centre")
+    p.add_argument("--limit", type=int, default=None, help="first N files only")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from birdkit.embed import embed_split
+
+    options = {"windows": args.windows} if args.windows else {}
+    r = embed_split(args.data_dir, args.split, args.out, args.encoder, options, args.workers, args.limit)
+    print(
+        f"{r.out}: {r.files_done} files embedded ({r.files_skipped} already there), {r.rows} rows, "
+        f"{r.audio_s / 3600:.3f} h of audio in {r.seconds:.1f} s, {len(r.errors)} unreadable"
+    )
+    for e in r.errors:
+        print(f"  unreadable: {e['file']}: {e['error']}")
+    if r.unmapped:
+        print(f"  {len(r.unmapped)} species the encoder cannot predict: {' '.join(r.unmapped)}")
+    return 0

@@ -1,0 +1,9 @@
+"""The errors a user can fix: the CLI prints their message (which names the file and the fix), no traceback."""
+
+from __future__ import annotations
+
+from birdkit.audio import AudioError
+from birdkit.competition import CompetitionError
+from birdkit.store import StoreError
+
+UserError = (AudioError, CompetitionError, StoreError, FileNotFoundError)

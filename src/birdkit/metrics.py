@@ -1,0 +1,88 @@
+"""Scores: the competition metric and the secondary ones. The inference side calls the same functions.
+
+The competition metric is macro ROC-AUC over the species columns that have at least one positive
+(BirdCLEF 2024's rule; columns with no positive have no defined AUC and are skipped).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+
+def scored_columns(y_true: np.ndarray) -> np.ndarray:
+    """Indices of species with at least one positive."""
+    return np.flatnonzero(np.asarray(y_true).sum(axis=0) > 0)
+
+
+def competition_score(y_true: np.ndarray, y_score: np.ndarray) -> float:
+    """Macro ROC-AUC over the columns that have a positive; NaN when none has."""
+    y_true = np.asarray(y_true)
+    cols = scored_columns(y_true)
+    if len(cols) == 0:
+        return float("nan")
+    return float(roc_auc_score(y_true[:, cols], np.asarray(y_score)[:, cols], average="macro"))
+
+
+def macro_f1(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.5) -> float:
+    """Macro F1 at a probability threshold, over the columns that have a positive."""
+    cols = scored_columns(y_true)
+    if len(cols) == 0:
+        return float("nan")
+    pred = (np.asarray(y_prob)[:, cols] > threshold).astype(int)
+    return float(f1_score(np.asarray(y_true)[:, cols], pred, average="macro", zero_division=0))
+
+
+def class_map(y_true: np.ndarray, y_score: np.ndarray) -> float:
+    """Class-wise mean average precision over the columns that have a positive."""
+    cols = scored_columns(y_true)
+    if len(cols) == 0:
+        return float("nan")
+    return float(
+        average_precision_score(np.asarray(y_true)[:, cols], np.asarray(y_score)[:, cols], average="macro")
+    )
+
+
+def per_species(
+    y_true: np.ndarray, y_score: np.ndarray, species: list[str], threshold: float = 0.5
+) -> pd.DataFrame:
+    """One row per species: positives, AUC, AP, F1 (NaN where a species has no positive)."""
+    y_true = np.asarray(y_true)
+    y_score = np.asarray(y_score)
+    rows = []
+    for j, s in enumerate(species):
+        t, p = y_true[:, j], y_score[:, j]
+        pos = int(t.sum())
+        ok = 0 < pos < len(t)
+        rows.append(
+            {
+                "species": s,
+                "positives": pos,
+                "roc_auc": float(roc_auc_score(t, p)) if ok else np.nan,
+                "average_precision": float(average_precision_score(t, p)) if pos else np.nan,
+                "f1": float(f1_score(t, (p > threshold).astype(int), zero_division=0)) if pos else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def labels_matrix(labels: pd.Series, species: list[str]) -> np.ndarray:
+    """Space-separated label strings (test_labels_5s.csv) -> 0/1 matrix in ``species`` order."""
+    pos = {s: j for j, s in enumerate(species)}
+    y = np.zeros((len(labels), len(species)), dtype=np.int8)
+    for i, v in enumerate(labels.fillna("")):
+        for code in str(v).split():
+            if code in pos:
+                y[i, pos[code]] = 1
+    return y
+
+
+def score_submission(submission: pd.DataFrame, truth: pd.DataFrame) -> float:
+    """Competition score of a submission frame against ``row_id, labels`` ground truth."""
+    species = [c for c in submission.columns if c != "row_id"]
+    merged = truth.merge(submission, on="row_id", how="left", validate="one_to_one")
+    if merged[species].isna().any().any():
+        missing = merged.loc[merged[species].isna().any(axis=1), "row_id"].head(5).tolist()
+        raise ValueError(f"submission lacks rows the ground truth has, e.g. {missing}")
+    return competition_score(labels_matrix(merged["labels"], species), merged[species].to_numpy())

@@ -1,0 +1,170 @@
+"""The TFLite runtime: which interpreter package to use, and edits of TFLite graphs.
+
+Preference: ``ai_edge_litert`` (current), then ``tflite_runtime`` (old Kaggle images), then ``tensorflow.lite``.
+Graph edits use the flatbuffer schema's object API, from whichever of those packages is installed, so a
+model's inner tensor (BirdNET's 1024-d embedding) can be made a graph output instead of being read with
+``experimental_preserve_all_tensors`` (which keeps every intermediate tensor alive and is slower).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_INTERPRETERS = (
+    ("ai_edge_litert.interpreter", "Interpreter"),
+    ("tflite_runtime.interpreter", "Interpreter"),
+    ("tensorflow.lite", "Interpreter"),
+)
+_SCHEMAS = (
+    "ai_edge_litert.schema_py_generated",
+    "tflite_runtime.schema_py_generated",
+    "tensorflow.lite.python.schema_py_generated",
+)
+
+
+class RuntimeMissing(ImportError):
+    """No TFLite runtime is installed."""
+
+
+@cache
+def interpreter_class() -> tuple[str, type]:
+    """(package name, Interpreter class) of the first runtime that imports."""
+    errors = []
+    for mod, attr in _INTERPRETERS:
+        try:
+            return mod.split(".")[0], getattr(importlib.import_module(mod), attr)
+        except ImportError as exc:
+            errors.append(f"{mod}: {exc}")
+    raise RuntimeMissing(
+        "no TFLite runtime found; `pip install ai-edge-litert` (or tflite-runtime, or tensorflow). Tried: "
+        + "; ".join(errors)
+    )
+
+
+def runtime_name() -> str:
+    return interpreter_class()[0]
+
+
+def make_interpreter(model: str | Path | bytes, num_threads: int = 1) -> Any:
+    """An Interpreter for a model path or flatbuffer bytes; tensors are allocated by the caller after resize."""
+    _, cls = interpreter_class()
+    if isinstance(model, bytes | bytearray):
+        return cls(model_content=bytes(model), num_threads=num_threads)
+    return cls(model_path=str(model), num_threads=num_threads)
+
+
+@cache
+def schema() -> ModuleType:
+    """The TFLite flatbuffer schema module (object API) from an installed runtime."""
+    for mod in _SCHEMAS:
+        try:
+            return importlib.import_module(mod)
+        except ImportError:
+            continue
+    raise RuntimeMissing("no TFLite flatbuffer schema found; `pip install ai-edge-litert` or tensorflow")
+
+
+def read_model(data: bytes) -> Any:
+    """Flatbuffer bytes -> mutable ModelT."""
+    s = schema()
+    return s.ModelT.InitFromObj(s.Model.GetRootAsModel(data, 0))
+
+
+def write_model(model: Any) -> bytes:
+    """ModelT -> flatbuffer bytes (with the TFLite file identifier)."""
+    import flatbuffers
+
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def _name(t: Any) -> str:
+    n = t.name
+    return n.decode() if isinstance(n, bytes) else n
+
+
+def tensor_index(model: Any, name: str, subgraph: int = 0) -> int:
+    """Index of the tensor called ``name`` in a subgraph; KeyError lists near names."""
+    tensors = model.subgraphs[subgraph].tensors
+    for i, t in enumerate(tensors):
+        if _name(t) == name:
+            return i
+    near = [_name(t) for t in tensors if name.split("/")[-1].lower() in _name(t).lower()][:5]
+    raise KeyError(f"tensor {name!r} not in the graph; similar names: {near}")
+
+
+def cut(data: bytes, inputs: Iterable[str] | None, outputs: Iterable[str]) -> bytes:
+    """A new model computing ``outputs`` from ``inputs`` (by tensor name), keeping only the ops needed.
+
+    ``inputs=None`` keeps the model's own inputs: that is how an inner tensor becomes an extra output.
+    Signature defs are dropped because they name the old inputs and outputs.
+    """
+    model = read_model(data)
+    sg = model.subgraphs[0]
+    in_idx = list(sg.inputs) if inputs is None else [tensor_index(model, n) for n in inputs]
+    out_idx = [tensor_index(model, n) for n in outputs]
+    producer = {}
+    for k, op in enumerate(sg.operators):
+        for t in op.outputs:
+            producer[int(t)] = k
+    needed_ops: set[int] = set()
+    stack = list(out_idx)
+    seen = set(in_idx)
+    while stack:
+        t = stack.pop()
+        if t in seen or t < 0:
+            continue
+        seen.add(t)
+        k = producer.get(t)
+        if k is None:
+            continue  # a constant or a graph input
+        if k not in needed_ops:
+            needed_ops.add(k)
+            stack.extend(int(x) for x in sg.operators[k].inputs)
+    missing = [
+        _name(sg.tensors[t])
+        for t in seen
+        if t not in producer
+        and t not in in_idx
+        and not _has_data(model, sg.tensors[t])
+        and t in set(int(x) for x in sg.inputs)
+    ]
+    if missing:
+        raise ValueError(f"outputs depend on original inputs {missing} not among the new inputs")
+    sg.operators = [op for k, op in enumerate(sg.operators) if k in needed_ops]
+    sg.inputs = in_idx
+    sg.outputs = out_idx
+    model.signatureDefs = []
+    return write_model(model)
+
+
+def _has_data(model: Any, tensor: Any) -> bool:
+    buf = model.buffers[tensor.buffer] if tensor.buffer is not None else None
+    return buf is not None and buf.data is not None and len(buf.data) > 0
+
+
+def constant(model: Any, name: str) -> Any:
+    """The value of a constant tensor by name, as a numpy array (for reading a graph's own front-end constants)."""
+    import numpy as np
+
+    s = schema()
+    t = model.subgraphs[0].tensors[tensor_index(model, name)]
+    dtypes = {
+        s.TensorType.FLOAT32: np.float32,
+        s.TensorType.INT32: np.int32,
+        s.TensorType.INT64: np.int64,
+        s.TensorType.FLOAT16: np.float16,
+        s.TensorType.INT8: np.int8,
+        s.TensorType.UINT8: np.uint8,
+    }
+    raw = np.asarray(model.buffers[t.buffer].data, dtype=np.uint8).tobytes()
+    return np.frombuffer(raw, dtype=dtypes[t.type]).reshape(list(t.shape) if t.shape is not None else [])

@@ -1,0 +1,54 @@
+"""Shared fixtures. Real data comes from ../shared (never copied into the repo); tests needing it skip without it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+MINICOMP = SHARED / "data" / "minicomp"
+EDGE_CASES = SHARED / "data" / "edge_cases"
+
+
+@pytest.fixture(scope="session")
+def minicomp() -> Path:
+    if not MINICOMP.is_dir():
+        pytest.skip("../shared/data/minicomp is not present")
+    return MINICOMP
+
+
+@pytest.fixture(scope="session")
+def edge_cases() -> Path:
+    if not EDGE_CASES.is_dir():
+        pytest.skip("../shared/data/edge_cases is not present")
+    return EDGE_CASES
+
+
+@pytest.fixture(scope="session")
+def birdnet():
+    """One BirdNET encoder for the whole session (its interpreter is slow to warm up)."""
+    from birdkit.encoders import get_encoder
+
+    return get_encoder("birdnet")
+
+
+@pytest.fixture(scope="session")
+def minicomp_train_store(minicomp, tmp_path_factory) -> Path:
+    """BirdNET embeddings of every minicomp training clip, computed once per session."""
+    from birdkit.embed import embed_split
+
+    out = tmp_path_factory.mktemp("emb") / "train"
+    embed_split(minicomp, "train_audio", out, workers=2, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def minicomp_test_store(minicomp, tmp_path_factory) -> Path:
+    """BirdNET embeddings of minicomp's two ten-minute test soundscapes, computed once per session."""
+    from birdkit.embed import embed_split
+
+    out = tmp_path_factory.mktemp("emb") / "test"
+    embed_split(minicomp, "test_soundscapes", out, workers=2, progress=False)
+    return out
