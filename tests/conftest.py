@@ -52,3 +52,11 @@ def minicomp_test_store(minicomp, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("emb") / "test"
     embed_split(minicomp, "test_soundscapes", out, workers=2, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_comp(tmp_path_factory) -> Path:
+    """The built-in synthetic competition (what `birdkit demo` generates), once per session."""
+    from birdkit.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("synthetic") / "comp")

@@ -90,6 +90,7 @@ def embed_split(
     workers: int = 1,
     limit: int | None = None,
     progress: bool = True,
+    shard_files: int = FLUSH_FILES,
 ) -> EmbedReport:
     """Embed every audio file of ``split`` into the store at ``out``, skipping files already there."""
     t0 = time.perf_counter()
@@ -144,7 +145,7 @@ def embed_split(
             bar.update(1)
             elapsed = max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix(audio_h_per_s=f"{audio_s / 3600 / elapsed:.4f}", rows=rows, errors=len(errors))
-            if len(pending) + len(pending_err) >= FLUSH_FILES:
+            if len(pending) + len(pending_err) >= shard_files:
                 store.write_shard(pending, pending_err)
                 pending, pending_err = [], []
     finally:

@@ -16,6 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="encoder processes")
     p.add_argument("--windows", default=None, help="BirdNET window scheme: paper (default) or centre")
     p.add_argument("--limit", type=int, default=None, help="first N files only")
+    p.add_argument(
+        "--shard-files", type=int, default=64, help="files per Parquet shard (what a kill can cost)"
+    )
     p.set_defaults(run=run)
 
 
@@ -23,7 +26,16 @@ def run(args: argparse.Namespace) -> int:
     from birdkit.embed import embed_split
 
     options = {"windows": args.windows} if args.windows else {}
-    r = embed_split(args.data_dir, args.split, args.out, args.encoder, options, args.workers, args.limit)
+    r = embed_split(
+        args.data_dir,
+        args.split,
+        args.out,
+        args.encoder,
+        options,
+        args.workers,
+        args.limit,
+        shard_files=args.shard_files,
+    )
     print(
         f"{r.out}: {r.files_done} files embedded ({r.files_skipped} already there), {r.rows} rows, "
         f"{r.audio_s / 3600:.3f} h of audio in {r.seconds:.1f} s, {len(r.errors)} unreadable"
