@@ -11,6 +11,8 @@ __all__ = ["Encoder", "ENCODERS", "get_encoder", "competition_logits", "species_
 # name -> "module:Class"; Perch, EnCodec and the self-supervised encoder register here as they land.
 ENCODERS: dict[str, str] = {
     "birdnet": "birdkit.encoders.birdnet:BirdNET",
+    # a compiled Perch-style graph (5 s at 32 kHz -> embedding, logits); needs model_path=...
+    "perch": "birdkit.encoders.tflite_encoder:TFLiteEncoder",
 }
 
 
