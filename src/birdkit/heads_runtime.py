@@ -1,0 +1,159 @@
+"""Exported heads at inference time: TFLite head runners and the exported model folder they come from.
+
+The exported dataset (``birdkit export``) holds ``heads/<name>.tflite`` (embeddings [B, D] float32 -> logits
+[B, len(card.species)]) beside its model card ``heads/<name>.json``, the built-in encoders' model files under
+``encoders/<encoder>/`` (BirdNET), and compiled encoders as ``encoders/<name>.tflite`` + sidecar ``<name>.json``.
+This module reads that layout; it never imports torch or TensorFlow, so the Kaggle notebook needs only a TFLite
+runtime.
+
+A head runner keeps one interpreter for its whole life, resized once to a fixed batch: resizing is what makes a
+TFLite invoke slow, and inference sees every row count from 1 to a few hundred.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from birdkit import runtime
+
+log = logging.getLogger(__name__)
+
+HEAD_BATCH = 256
+
+
+class ModelsError(FileNotFoundError):
+    """An exported model folder that lacks something; the message names the path and the fix."""
+
+
+@dataclass(frozen=True)
+class HeadInfo:
+    """One exported head: where its graph is and what its card says (picklable, sent to workers)."""
+
+    name: str
+    path: Path
+    card: dict
+
+    @property
+    def species(self) -> list[str]:
+        return list(self.card["species"])
+
+    @property
+    def encoder(self) -> dict:
+        enc = self.card.get("encoder") or {}
+        return enc if isinstance(enc, dict) else {"name": str(enc)}
+
+    @property
+    def encoder_name(self) -> str:
+        return str(self.encoder.get("name", "birdnet"))
+
+    @property
+    def output(self) -> str:
+        """``logits`` (the contract) unless the card says the graph already ends in a sigmoid."""
+        exported = ((self.card.get("tflite") or {}).get("output") or {}).get("kind")
+        return str(exported or self.card.get("output") or "logits")
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """What an exported model folder offers: its heads, and encoder model files by encoder name."""
+
+    root: Path
+    heads: list[HeadInfo] = field(default_factory=list)
+    # built-in encoders' model files, encoders/<name>/*.tflite (BirdNET)
+    encoder_files: dict[str, Path] = field(default_factory=dict)
+    # `birdkit compile` graphs, encoders/<name>.tflite beside their <name>.json sidecar
+    compiled: dict[str, Path] = field(default_factory=dict)
+
+
+def load_models(root: str | Path) -> ModelSet:
+    """Read an exported dataset folder (``heads/``, ``encoders/``); raise ModelsError saying what to do."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ModelsError(f"{root}: not a folder. Give the exported model folder made by `birdkit export`.")
+    heads: list[HeadInfo] = []
+    for graph in sorted((root / "heads").glob("*.tflite")):
+        card_path = graph.with_suffix(".json")
+        if not card_path.exists():
+            raise ModelsError(
+                f"{graph}: no model card {card_path.name} beside it; re-export with `birdkit export`"
+            )
+        card = json.loads(card_path.read_text())
+        if not card.get("species"):
+            raise ModelsError(f"{card_path}: the card lists no species; re-export with `birdkit export`")
+        heads.append(HeadInfo(graph.stem, graph, card))
+    encoders: dict[str, Path] = {}
+    for d in sorted(p for p in (root / "encoders").glob("*") if p.is_dir()):
+        graphs = sorted(d.glob("*.tflite"))
+        if len(graphs) == 1:
+            encoders[d.name] = graphs[0]
+        elif graphs:
+            # Several graphs: the full-precision one is the encoder, others are variants the kit does not pick.
+            fp32 = [g for g in graphs if "fp32" in g.name.lower()]
+            encoders[d.name] = (fp32 or graphs)[0]
+    compiled = {
+        g.stem: g for g in sorted((root / "encoders").glob("*.tflite")) if g.with_suffix(".json").exists()
+    }
+    if not heads and not encoders and not compiled:
+        hint = (
+            "it looks like a trained model folder (head.pt, card.json): export it first with `birdkit export`"
+            if (root / "card.json").exists() or any(root.glob("*/card.json"))
+            else "expected heads/<name>.tflite + heads/<name>.json and/or encoders/<name>/*.tflite"
+        )
+        raise ModelsError(f"{root}: no exported heads or encoders; {hint}")
+    return ModelSet(root, heads, encoders, compiled)
+
+
+class HeadRunner:
+    """A TFLite head with one long-lived interpreter at a fixed batch: embeddings [n, D] -> logits [n, S]."""
+
+    def __init__(self, path: str | Path, batch_size: int = HEAD_BATCH, num_threads: int = 1) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ModelsError(f"{self.path}: head graph missing; re-export with `birdkit export`")
+        self._interp = runtime.make_interpreter(self.path, num_threads=num_threads)
+        inp = self._interp.get_input_details()[0]
+        self.input_dim = int(inp["shape"][-1])
+        self.batch_size = self._fix_batch(inp, batch_size)
+        self._in = inp["index"]
+        out = self._interp.get_output_details()[0]
+        self._out = out["index"]
+        self.output_dim = int(out["shape"][-1])
+        self._buf = np.zeros((self.batch_size, self.input_dim), dtype=np.float32)
+
+    def _fix_batch(self, inp: dict, wanted: int) -> int:
+        """Resize to ``wanted`` rows once; a graph exported with a static batch keeps its own."""
+        native = int(inp["shape"][0])
+        if native == wanted:
+            self._interp.allocate_tensors()
+            return wanted
+        try:
+            self._interp.resize_tensor_input(inp["index"], [wanted, self.input_dim])
+            self._interp.allocate_tensors()
+            return wanted
+        except (RuntimeError, ValueError) as exc:
+            log.info("%s: static batch %d kept (%s)", self.path.name, native, exc)
+            self._interp = runtime.make_interpreter(self.path, num_threads=1)
+            self._interp.allocate_tensors()
+            return native
+
+    def __call__(self, embeddings: np.ndarray) -> np.ndarray:
+        x = np.asarray(embeddings, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.input_dim:
+            raise ValueError(
+                f"{self.path.name}: expects embeddings [n, {self.input_dim}], got {list(x.shape)}"
+            )
+        n, b = x.shape[0], self.batch_size
+        out = np.empty((n, self.output_dim), dtype=np.float32)
+        for i in range(0, n, b):
+            k = min(b, n - i)
+            self._buf[:k] = x[i : i + k]
+            self._buf[k:] = 0.0
+            self._interp.set_tensor(self._in, self._buf)
+            self._interp.invoke()
+            out[i : i + k] = self._interp.get_tensor(self._out)[:k]
+        return out
