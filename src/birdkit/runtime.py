@@ -3,7 +3,9 @@
 Preference: ``ai_edge_litert`` (current), then ``tflite_runtime`` (old Kaggle images), then ``tensorflow.lite``.
 Graph edits use the flatbuffer schema's object API, from whichever of those packages is installed, so a
 model's inner tensor (BirdNET's 1024-d embedding) can be made a graph output instead of being read with
-``experimental_preserve_all_tensors`` (which keeps every intermediate tensor alive and is slower).
+``experimental_preserve_all_tensors`` (which keeps every intermediate tensor alive and is slower), or a graph
+cut at an inner tensor (BirdNET's CNN from its spectrogram on); ``op_name``, ``producers`` and ``constant_at``
+let code walk a graph and read its constants (BirdNET's front end is read this way, not typed in).
 """
 
 from __future__ import annotations
@@ -92,6 +94,37 @@ def _name(t: Any) -> str:
     return n.decode() if isinstance(n, bytes) else n
 
 
+def tensor_name(model: Any, index: int, subgraph: int = 0) -> str:
+    return _name(model.subgraphs[subgraph].tensors[index])
+
+
+@cache
+def _op_names() -> dict[int, str]:
+    ops = schema().BuiltinOperator
+    return {v: k for k, v in vars(ops).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+def op_name(model: Any, op: Any) -> str:
+    """Builtin name of an operator ("CONV_2D", "RFFT2D", ...), or "CUSTOM:<code>"."""
+    code = model.operatorCodes[op.opcodeIndex]
+    # opcodes >= 127 live in builtinCode only; older files keep small ones in deprecatedBuiltinCode
+    b = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+    name = _op_names().get(b, str(b))
+    if name == "CUSTOM":
+        cc = code.customCode
+        return "CUSTOM:" + (cc.decode() if isinstance(cc, bytes) else str(cc))
+    return name
+
+
+def producers(model: Any, subgraph: int = 0) -> dict[int, int]:
+    """tensor index -> index of the operator that writes it (constants and graph inputs have none)."""
+    out: dict[int, int] = {}
+    for k, op in enumerate(model.subgraphs[subgraph].operators):
+        for t in op.outputs:
+            out[int(t)] = k
+    return out
+
+
 def tensor_index(model: Any, name: str, subgraph: int = 0) -> int:
     """Index of the tensor called ``name`` in a subgraph; KeyError lists near names."""
     tensors = model.subgraphs[subgraph].tensors
@@ -102,13 +135,14 @@ def tensor_index(model: Any, name: str, subgraph: int = 0) -> int:
     raise KeyError(f"tensor {name!r} not in the graph; similar names: {near}")
 
 
-def cut(data: bytes, inputs: Iterable[str] | None, outputs: Iterable[str]) -> bytes:
+def cut(data: bytes | Any, inputs: Iterable[str] | None, outputs: Iterable[str]) -> bytes:
     """A new model computing ``outputs`` from ``inputs`` (by tensor name), keeping only the ops needed.
 
     ``inputs=None`` keeps the model's own inputs: that is how an inner tensor becomes an extra output.
-    Signature defs are dropped because they name the old inputs and outputs.
+    Signature defs are dropped because they name the old inputs and outputs. ``data`` is flatbuffer bytes or
+    a ModelT from :func:`read_model` (saves re-parsing it; that ModelT is edited in place).
     """
-    model = read_model(data)
+    model = read_model(data) if isinstance(data, bytes | bytearray) else data
     sg = model.subgraphs[0]
     in_idx = list(sg.inputs) if inputs is None else [tensor_index(model, n) for n in inputs]
     out_idx = [tensor_index(model, n) for n in outputs]
@@ -154,10 +188,20 @@ def _has_data(model: Any, tensor: Any) -> bool:
 
 def constant(model: Any, name: str) -> Any:
     """The value of a constant tensor by name, as a numpy array (for reading a graph's own front-end constants)."""
+    v = constant_at(model, tensor_index(model, name))
+    if v is None:
+        raise ValueError(f"tensor {name!r} is not a constant")
+    return v
+
+
+def constant_at(model: Any, index: int, subgraph: int = 0) -> Any:
+    """The value of tensor ``index`` as a numpy array if it is a constant (has a data buffer), else None."""
     import numpy as np
 
     s = schema()
-    t = model.subgraphs[0].tensors[tensor_index(model, name)]
+    t = model.subgraphs[subgraph].tensors[index]
+    if not _has_data(model, t):
+        return None
     dtypes = {
         s.TensorType.FLOAT32: np.float32,
         s.TensorType.INT32: np.int32,
@@ -166,5 +210,7 @@ def constant(model: Any, name: str) -> Any:
         s.TensorType.INT8: np.int8,
         s.TensorType.UINT8: np.uint8,
     }
+    if t.type not in dtypes:
+        raise ValueError(f"constant {_name(t)!r} has tensor type {t.type}, which is not read here")
     raw = np.asarray(model.buffers[t.buffer].data, dtype=np.uint8).tobytes()
     return np.frombuffer(raw, dtype=dtypes[t.type]).reshape(list(t.shape) if t.shape is not None else [])

@@ -101,7 +101,7 @@ class EmbeddingStore:
         if self.meta_path.exists():
             old = json.loads(self.meta_path.read_text())
             for key in ("encoder", "species", "split", "embedding_dim"):
-                if old.get(key) != meta.get(key):
+                if _identity(key, old.get(key)) != _identity(key, meta.get(key)):
                     raise StoreError(
                         f"{self.root}: holds a store written with a different {key} "
                         f"({_short(old.get(key))} vs {_short(meta.get(key))}); give another --out folder "
@@ -143,6 +143,14 @@ class EmbeddingStore:
         if errors:
             atomic_write_json(self.root / f"errors-{sid}.json", errors)
         return path
+
+
+def _identity(key: str, value: object) -> object:
+    """What must match for a store to resume: the encoder's name, version and windows, not how it ran
+    (the fast and full-graph BirdNET paths agree to 1e-4, so a store may be resumed by either)."""
+    if key == "encoder" and isinstance(value, dict):
+        return {k: value.get(k) for k in ("name", "version", "windows")}
+    return value
 
 
 def rows_table(files: list[FileRows]) -> pa.Table:

