@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 _INTERPRETERS = (
     ("ai_edge_litert.interpreter", "Interpreter"),
     ("tflite_runtime.interpreter", "Interpreter"),
-    ("tensorflow.lite", "Interpreter"),
+    ("tensorflow.lite.python.interpreter", "Interpreter"),  # `tensorflow.lite` alone lacks it in TF 2.21
 )
 _SCHEMAS = (
     "ai_edge_litert.schema_py_generated",
