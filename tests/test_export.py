@@ -195,10 +195,13 @@ def test_no_secret_or_local_path_lands_in_the_export(trained, tmp_path, monkeypa
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("KAGGLE_KEY", FAKE_KEY)
     monkeypatch.setenv("KAGGLE_API_TOKEN", FAKE_TOKEN)
-    card = json.loads((trained / "lin" / "card.json").read_text())
-    assert card["training_store"]["path"].startswith("/")  # the cards do carry local paths...
+    model = tmp_path / "lin"
+    shutil.copytree(trained / "lin", model)
+    card = json.loads((model / "card.json").read_text())
+    card["training_store"]["path"] = str(trained / "emb")  # a card written by hand, or by an older birdkit...
+    (model / "card.json").write_text(json.dumps(card))
     out = tmp_path / "dataset"
-    r = ex.export([trained / "lin"], out)  # no --id: the owner comes from kaggle.json
+    r = ex.export([model], out)  # no --id: the owner comes from kaggle.json
     assert r.dataset_id == "someone/birdkit-models"
     blob = _all_text(out)
     for needle in (str(home), str(ROOT), str(tmp_path), "/tmp/", FAKE_KEY, FAKE_TOKEN):

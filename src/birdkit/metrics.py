@@ -25,6 +25,55 @@ def competition_score(y_true: np.ndarray, y_score: np.ndarray) -> float:
     return float(roc_auc_score(y_true[:, cols], np.asarray(y_score)[:, cols], average="macro"))
 
 
+def fast_competition_score(y_true: np.ndarray, y_score: np.ndarray) -> float:
+    """``competition_score`` by the rank formula, for monitoring every epoch; equal to it up to rounding.
+
+    scikit-learn loops over columns with an argsort each (about 6 s for 43,000 windows x 182 species on 2 cores),
+    which would dominate a 20-epoch fit. Here each column's negatives are sorted at once (``np.sort`` is SIMD)
+    and each positive counts the negatives below it, ties as one half: the Mann-Whitney form of ROC-AUC.
+    Reported figures still come from ``competition_score``.
+    """
+    y = np.asarray(y_true) > 0
+    s = np.asarray(y_score)
+    if not np.issubdtype(s.dtype, np.floating):
+        s = s.astype(np.float64)
+    cols = scored_columns(y)
+    if len(cols) == 0:
+        return float("nan")
+    n = y.shape[0]
+    yt = np.ascontiguousarray(y[:, cols].T)
+    st = np.ascontiguousarray(s[:, cols].T)
+    # Positives become NaN, which np.sort puts last: each row's first n_neg entries are its sorted negatives.
+    neg_sorted = np.sort(np.where(yt, np.nan, st), axis=1)
+    aucs = []
+    for k in range(len(cols)):
+        pos = st[k, yt[k]]
+        n_pos = len(pos)
+        n_neg = n - n_pos
+        if n_neg == 0:
+            raise ValueError("only one class present in a scored column; ROC-AUC is undefined there")
+        neg = neg_sorted[k, :n_neg]
+        lo = np.searchsorted(neg, pos, side="left")
+        hi = np.searchsorted(neg, pos, side="right")
+        aucs.append((lo.sum() + 0.5 * (hi - lo).sum()) / (n_pos * n_neg))
+    return float(np.mean(aucs))
+
+
+def fast_macro_f1(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.5) -> float:
+    """``macro_f1`` from column sums, for monitoring every epoch; equal to it (F1 of a column with no
+    prediction and no positive never occurs, as only columns with a positive count)."""
+    y = np.asarray(y_true) > 0
+    cols = scored_columns(y)
+    if len(cols) == 0:
+        return float("nan")
+    y = y[:, cols]
+    pred = np.asarray(y_prob)[:, cols] > threshold
+    tp = (y & pred).sum(axis=0)
+    fp = (~y & pred).sum(axis=0)
+    fn = (y & ~pred).sum(axis=0)
+    return float(np.mean(2 * tp / (2 * tp + fp + fn)))
+
+
 def macro_f1(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.5) -> float:
     """Macro F1 at a probability threshold, over the columns that have a positive."""
     cols = scored_columns(y_true)
