@@ -7,7 +7,7 @@ against the compiled graphs (TFLite runtime at 1 and 2 threads). Medians of ``--
 
     .venv/bin/python benchmarks/compile_speed.py [--chunks 48] [--batch 16] [--repeats 5] [--json out.json]
 
-Results and the machine they came from: benchmarks/RESULTS_export.md.
+Results and the machine they came from: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations

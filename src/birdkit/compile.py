@@ -10,7 +10,7 @@ it and :mod:`birdkit.encoders.tflite_encoder` says so plainly instead of failing
 
 ``quantize="dynamic"`` is dynamic-range quantisation: weights stored as int8, activations kept float, no
 calibration data needed. It shrinks the file about 4x; whether it is faster depends on the kernels (see
-``benchmarks/RESULTS_export.md``).
+``benchmarks/RESULTS.md``).
 
 Next to ``X.tflite`` the compiler writes ``X.json``: the signature (input length, sample rate, output names and
 shapes), the conversion options, the sha256, and the check figures when ``check`` ran. Never an absolute path.

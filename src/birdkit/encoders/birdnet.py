@@ -20,7 +20,7 @@ uses one [1,4] s window: half the cost, for the budget guard.
 
 One interpreter lives as long as the encoder, resized once to a fixed batch: the first invoke after a
 resize is slow (0.8 s at batch 32, 21 s at 240), so batches are padded to that size instead. The default
-batch is 8 (benchmarks/RESULTS_birdnet.md): per window the CNN is no slower at 8 than at 32 on the shared
+batch is 8 (benchmarks/RESULTS.md): per window the CNN is no slower at 8 than at 32 on the shared
 2-core machine (13.6-14.5 vs 14.5-15.4 ms, interleaved runs), and padding the last batch of each file costs
 1.29x the windows of minicomp's training clips at 8 against 2.85x at 32 (a 4-minute soundscape, 96 windows,
 pads nothing at either).
