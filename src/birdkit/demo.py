@@ -92,10 +92,20 @@ def run_demo(
     model = out / "models" / "demo_asl_linear"
     test = (emb["test_soundscapes"], truth) if truth is not None else None
     card = _stage(
-        "train a linear head (ASL)",
+        "train a linear head (ASL)" + ("" if blind else ", started from BirdNET's classifier"),
         times,
         lambda: train_head(
-            train, model, loss="asl", head="linear", epochs=30, test=test, name=model.name, progress=progress
+            train,
+            model,
+            loss="asl",
+            head="linear",
+            epochs=30,
+            test=test,
+            name=model.name,
+            progress=progress,
+            init="random"
+            if blind
+            else "birdnet",  # start from BirdNET's classifier where it knows the species
         ),
     )
     print(

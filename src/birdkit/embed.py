@@ -108,6 +108,7 @@ def embed_split(
         "split": split,
         "unmapped_species": missing,
         "logits_source": encoder,
+        "logits_index": [int(i) for i in index],  # competition species -> encoder class (-1: unmapped)
     }
     del probe
     store = EmbeddingStore(out)

@@ -143,6 +143,7 @@ def fit(
     seed: int = 0,
     threads: int | None = None,
     progress: bool = True,
+    init_state: dict | None = None,
 ) -> FitResult:
     """Adam on mini-batches; after each epoch score the validation windows and keep the best state.
 
@@ -167,6 +168,8 @@ def fit(
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         head = heads.build_head(head_spec)
+        if init_state is not None:
+            head.load_state_dict(init_state)
         loss_fn = losses.build_loss(loss_spec)
         opt = _adam(head, lr, weight_decay)
         xt = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
@@ -326,6 +329,40 @@ def _jsonable(obj: object) -> object:
 # ----------------------------------------------------------------------------------------------- the entry
 
 
+INITS = ("random", "birdnet")
+
+
+def initial_state(emb: Embeddings, spec: dict, init: str) -> dict | None:
+    """The head's starting weights: PyTorch's random init, or BirdNET's own classifier rows.
+
+    ``birdnet`` starts a linear head at BirdNET's prediction for each competition species (its last layer is
+    linear in the 1024-d embedding), so fine-tuning on a few hundred clips starts from the surrogate's 0.92
+    instead of learning it again; species BirdNET lacks keep a random row.
+    """
+    if init == "random":
+        return None
+    if init != "birdnet":
+        raise ValueError(f"init {init!r}: choose one of {', '.join(INITS)}")
+    encoder = (emb.meta.get("encoder") or {}).get("name")
+    index = emb.meta.get("logits_index")
+    if spec["kind"] != "linear" or encoder != "birdnet" or index is None:
+        raise ValueError(
+            f"{emb.root}: --init birdnet needs a linear head on a BirdNET store that records its species mapping "
+            f"(head {spec['kind']}, encoder {encoder}, mapping {'present' if index is not None else 'missing'}); "
+            "re-embed with this birdkit version or use --init random"
+        )
+    from birdkit.encoders.birdnet import classifier
+
+    w, b = classifier()
+    head = heads.build_head(spec)
+    state = {k: v.clone() for k, v in head.state_dict().items()}
+    idx = np.asarray(index)
+    ok = np.flatnonzero(idx >= 0)
+    state["0.weight"][ok] = torch.from_numpy(w[idx[ok]])
+    state["0.bias"][ok] = torch.from_numpy(b[idx[ok]])
+    return state
+
+
 def train_head(
     emb_dir: str | Path | Embeddings,
     out: str | Path,
@@ -348,6 +385,7 @@ def train_head(
     test: tuple[str | Path | Embeddings, pd.DataFrame] | None = None,
     name: str | None = None,
     progress: bool = True,
+    init: str = "random",
 ) -> dict:
     """Train a head on a store and write ``out/{head.pt, card.json, per_species_val.csv}``; return the card.
 
@@ -361,6 +399,7 @@ def train_head(
     train_mask, val_mask = split_by_recording(emb.frame["file"], val_fraction, seed)
     spec = heads.head_spec(head, emb.embeddings.shape[1], len(emb.species), hidden, dropout)
     lspec = {"name": loss.lower(), **losses.loss_params(loss, **(loss_params or {}))}
+    init_state = initial_state(emb, spec, init)
     result = fit(
         emb.embeddings[train_mask],
         y[train_mask],
@@ -377,6 +416,7 @@ def train_head(
         seed=seed,
         threads=threads,
         progress=progress,
+        init_state=init_state,
     )
     model_metrics: dict = {
         "best_epoch": result.best_epoch,
@@ -421,6 +461,7 @@ def train_head(
             "monitor": monitor,
             "val_fraction": val_fraction,
             "split": "by recording",
+            "init": init,
         },
         "metrics": model_metrics,
         "data_fingerprint": data_fingerprint(emb, y),

@@ -88,6 +88,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--head", choices=("linear", "mlp"), default="linear")
     p.add_argument("--hidden", type=int, default=None, help="mlp hidden units (64, 128, 256; default 256)")
     p.add_argument("--dropout", type=float, default=0.0, help="mlp dropout")
+    p.add_argument(
+        "--init",
+        choices=("random", "birdnet"),
+        default="random",
+        help="linear heads on BirdNET stores: start from BirdNET's own classifier rows",
+    )
     add_label_options(p, defaults=False)
     add_training_options(p)
     p.set_defaults(run=run)
@@ -126,6 +132,7 @@ def _run(args: argparse.Namespace) -> int:
         labels=spec,
         test=test,
         name=args.name,
+        init=args.init,
         **training_kwargs(args),
     )
     m = card["metrics"]

@@ -65,6 +65,24 @@ def model_dir() -> Path:
     return d
 
 
+CLASSIFIER_WEIGHT = "model/CLASS_DENSE_LAYER/MatMul"
+CLASSIFIER_BIAS = "model/CLASS_DENSE_LAYER/BiasAdd/ReadVariableOp/resource"
+
+
+def classifier(model_path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """BirdNET's last layer, logits = W @ embedding + b: W [6522, 1024], b [6522], read from the model file.
+
+    A linear head started from these rows begins at BirdNET's own predictions instead of learning them again
+    from a few hundred clips.
+    """
+    model = runtime.read_model(Path(model_path or model_dir() / MODEL_FILE).read_bytes())
+    w = runtime.constant(model, CLASSIFIER_WEIGHT).astype(np.float32)
+    b = runtime.constant(model, CLASSIFIER_BIAS).astype(np.float32)
+    if w.shape != (len(b), EMBEDDING_DIM):
+        raise ValueError(f"unexpected BirdNET classifier shapes {w.shape}, {b.shape}")
+    return w, b
+
+
 def load_labels(path: Path | None = None) -> list[str]:
     p = path or model_dir() / LABELS_FILE
     return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
