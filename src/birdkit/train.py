@@ -465,7 +465,13 @@ def train_head(
         },
         "metrics": model_metrics,
         "data_fingerprint": data_fingerprint(emb, y),
-        "training_store": {"name": Path(emb.root).name, "split": emb.meta.get("split"), "windows": len(emb)},
+        "training_store": {
+            "name": Path(emb.root).name,
+            # local only: `birdkit export` checks parity on this store, then cuts the path to a name
+            "path": str(Path(emb.root).resolve()),
+            "split": emb.meta.get("split"),
+            "windows": len(emb),
+        },
         "seed": seed,
         "created_by": f"birdkit {__version__}",
     }
