@@ -197,3 +197,7 @@ def _print_summary(r: DemoResult) -> None:
     print("   stage seconds: " + ", ".join(f"{k.split(' ')[0]} {v:.0f}" for k, v in r.stage_seconds.items()))
     if r.profile_table:
         print("\n" + r.profile_table)
+        print(
+            "   (on a few minutes of audio, start-up dominates these rates; steady-state figures for 4-minute\n"
+            "   soundscapes are in benchmarks/RESULTS.md, and the notebook prints its own on Kaggle)"
+        )
