@@ -111,7 +111,7 @@ def end_to_end(data: Path, batch: int, repeats: int) -> dict:
 
     def run(enc: BirdNET) -> pd.DataFrame:
         cf = audio.load_chunks(soundscape, SAMPLE_RATE)
-        emb, _ = enc.embed(cf.chunks)
+        emb = enc.embed(cf.chunks).embeddings
         probs = 1.0 / (1.0 + np.exp(-(emb @ head_w)))
         return pd.DataFrame(probs, columns=comp.species).assign(row_id=cf.row_ids)
 
@@ -144,7 +144,7 @@ def metric(data: Path, batch: int, with_full: bool) -> dict:
         enc = BirdNET(fast=path == "fast", windows=scheme, batch_size=batch, verify=False)
         idx = species_index(enc.classes, comp)
         c0 = time.process_time()
-        scores = np.concatenate([competition_logits(enc.embed(cf.chunks)[1], idx) for cf in loaded])
+        scores = np.concatenate([competition_logits(enc.embed(cf.chunks).logits, idx) for cf in loaded])
         cpu = time.process_time() - c0
         scores = np.where(np.isfinite(scores), scores, -1e9)
         out[f"{path}_{scheme}"] = competition_score(y, scores)

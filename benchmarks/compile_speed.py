@@ -1,6 +1,6 @@
 """Compile a Perch-shaped SavedModel to TFLite, float and dynamic-range quantised: accuracy and speed.
 
-Perch cannot be downloaded here, so this builds the stand-in of ``birdkit.compile.build_standin_encoder`` at a
+Perch cannot be downloaded here, so this builds the stand-in of ``birdkit.package.compile.build_standin_encoder`` at a
 Perch-like size (1280-d embedding, 10,932 classes, four strided conv layers over a 128-band log-mel), runs it
 on real 5 s chunks of a minicomp test soundscape, and times the SavedModel (TensorFlow, its default threads)
 against the compiled graphs (TFLite runtime at 1 and 2 threads). Medians of ``--repeats`` runs after a warm-up.
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from birdkit import compile as bc
 from birdkit.audio import load_chunks
+from birdkit.package import compile as bc
 
 ROOT = Path(__file__).resolve().parents[1]
 MINICOMP = ROOT.parent / "shared" / "data" / "minicomp"

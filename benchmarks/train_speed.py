@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/train_speed.py [--repeats 3] [--windows 217000] [--threads 2]
 
-The data go through ``birdkit.train.fit`` exactly as ``train_head`` passes them: an 80/20 split by (synthetic)
+The data go through ``birdkit.heads.train.fit`` exactly as ``train_head`` passes them: an 80/20 split by (synthetic)
 recording, batches of 1,000 (the paper's), the validation ROC-AUC after every epoch, the best state kept.
 Early stopping is off so all epochs run. ``seconds`` is the median fit time (data generation excluded);
 ``peak_rss_mb`` is the process's peak resident memory, data included. Target: <= 60 s and <= 4 GB on 2 cores.
@@ -48,8 +48,8 @@ def main() -> None:
 
     import torch
 
-    from birdkit.heads import head_spec
-    from birdkit.train import fit, split_by_recording
+    from birdkit.heads.model import head_spec
+    from birdkit.heads.train import fit, split_by_recording
 
     t0 = time.perf_counter()
     x, y, files = synthetic(args.windows, args.dim, args.species)

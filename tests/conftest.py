@@ -37,7 +37,7 @@ def birdnet():
 @pytest.fixture(scope="session")
 def minicomp_train_store(minicomp, tmp_path_factory) -> Path:
     """BirdNET embeddings of every minicomp training clip, computed once per session."""
-    from birdkit.embed import embed_split
+    from birdkit.store.embed import embed_split
 
     out = tmp_path_factory.mktemp("emb") / "train"
     embed_split(minicomp, "train_audio", out, workers=2, progress=False)
@@ -47,7 +47,7 @@ def minicomp_train_store(minicomp, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def minicomp_test_store(minicomp, tmp_path_factory) -> Path:
     """BirdNET embeddings of minicomp's two ten-minute test soundscapes, computed once per session."""
-    from birdkit.embed import embed_split
+    from birdkit.store.embed import embed_split
 
     out = tmp_path_factory.mktemp("emb") / "test"
     embed_split(minicomp, "test_soundscapes", out, workers=2, progress=False)

@@ -98,7 +98,8 @@ def test_front_end_and_cnn_halves_compose_to_run_windows(birdnet, real_windows):
 
 def test_chunk_embedding_is_still_mean_and_max_over_windows(birdnet, minicomp):
     chunks = audio.load_chunks(minicomp / "train_audio" / "acafly" / "acafly_1.ogg", 48000).chunks[:3]
-    emb, logits = birdnet.embed(chunks)
+    out = birdnet.embed(chunks)
+    emb, logits = out.embeddings, out.logits
     w_emb, w_logits = birdnet.run_windows(window_matrix(chunks, "paper"))
     np.testing.assert_allclose(emb, w_emb.reshape(3, 2, -1).mean(axis=1), rtol=1e-6)
     np.testing.assert_array_equal(logits, w_logits.reshape(3, 2, -1).max(axis=1))

@@ -12,8 +12,8 @@ import json
 import numpy as np
 import pytest
 
-from birdkit import compile as bc
 from birdkit.audio import load_chunks
+from birdkit.package import compile as bc
 
 pytestmark = pytest.mark.shared
 
@@ -87,11 +87,12 @@ def test_check_reports_accuracy_and_speed(standin, compiled, chunks):
 
 
 def test_tflite_encoder_embeds_like_the_saved_model(compiled, chunks, reference):
-    from birdkit.encoders.tflite_encoder import TFLiteEncoder
+    from birdkit.encoders.tflite import TFLiteEncoder
 
     enc = TFLiteEncoder(compiled["none"].path, batch_size=5)  # 12 chunks: batches 5, 5, 2 (+3 padding)
     assert (enc.sample_rate, enc.embedding_dim, len(enc.classes)) == (SR, 128, 64)
-    emb, logits = enc.embed(chunks)
+    out = enc.embed(chunks)
+    emb, logits = out.embeddings, out.logits
     np.testing.assert_allclose(emb, reference["embedding"], atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(logits, reference["logits"], atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="expects chunks"):
@@ -108,7 +109,7 @@ def test_select_tf_ops_only_where_needed(tmp_path):
     assert r.select_tf_ops and r.flex_ops == ["FlexResizeBicubic"]
     card = json.loads((tmp_path / "auto.json").read_text())
     assert card["select_tf_ops"] is True and card["outputs"]["embedding"] == [-1, 128]
-    from birdkit.encoders.tflite_encoder import TFLiteEncoder
+    from birdkit.encoders.tflite import TFLiteEncoder
 
     try:
         enc = TFLiteEncoder(r.path, batch_size=2)
@@ -117,7 +118,7 @@ def test_select_tf_ops_only_where_needed(tmp_path):
     else:  # an interpreter with Flex (e.g. Kaggle's TensorFlow): it must then agree with the SavedModel
         x = np.random.default_rng(0).normal(size=(2, 5 * SR)).astype(np.float32)
         ref, _ = bc.run_saved_model(sm, x)
-        np.testing.assert_allclose(enc.embed(x)[0], ref["embedding"], atol=1e-4, rtol=1e-4)
+        np.testing.assert_allclose(enc.embed(x).embeddings, ref["embedding"], atol=1e-4, rtol=1e-4)
 
 
 def test_compile_errors_name_the_folder_and_fix(tmp_path, standin):
@@ -159,8 +160,8 @@ def test_export_ships_a_compiled_encoder(compiled, tmp_path, minicomp):
     """A head on a compiled encoder: export copies encoders/<name>.tflite and its card beside the head."""
     import torch
 
-    from birdkit.export import export
-    from birdkit.heads import build_head, head_spec
+    from birdkit.heads.model import build_head, head_spec
+    from birdkit.package.export import export
 
     species = ["amecro", "amerob", "bkcchi"]
     model = tmp_path / "models" / "on_perch"

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from birdkit.competition import Competition
-from birdkit.demo import run_demo
 from birdkit.synthetic import SPECIES, generate
+from birdkit.workflows.demo import run_demo
 
 
 def test_synthetic_competition_is_deterministic_and_complete(tmp_path):

@@ -14,10 +14,10 @@ import pytest
 
 from birdkit import audio, store
 from birdkit.competition import Competition
-from birdkit.embed import embed_split
 from birdkit.encoders import species_index, unmapped
 from birdkit.encoders.birdnet import EMBEDDING_TENSOR, MODEL_FILE, model_dir, window_matrix
 from birdkit.runtime import interpreter_class
+from birdkit.store.embed import embed_split
 
 
 def _expected_rows(comp_dir, split):
@@ -93,7 +93,8 @@ def test_store_refuses_a_different_encoder_setup(synthetic_comp, tmp_path):
 def test_embeddings_equal_a_direct_tflite_run_on_a_real_recording(minicomp, birdnet):
     """The chunk embedding is the mean of the [0,3] and [2,5] s windows' GLOBAL_AVG_POOL outputs."""
     cf = audio.load_chunks(minicomp / "train_audio" / "acafly" / "acafly_1.ogg", 48000)
-    emb, logits = birdnet.embed(cf.chunks)
+    out = birdnet.embed(cf.chunks)
+    emb, logits = out.embeddings, out.logits
     interp = interpreter_class()[1](
         model_path=str(model_dir() / MODEL_FILE), experimental_preserve_all_tensors=True, num_threads=1
     )

@@ -15,9 +15,9 @@ import pytest
 import torch
 from torch import nn
 
-from birdkit import export as ex
 from birdkit import store
-from birdkit.heads import load_head, predict_logits
+from birdkit.heads.model import load_head, predict_logits
+from birdkit.package import export as ex
 
 pytestmark = pytest.mark.shared
 
@@ -29,8 +29,8 @@ FAKE_TOKEN = "KGAT_fake_token_for_tests_0123456789"
 
 @pytest.fixture(scope="module")
 def trained(minicomp_train_store, minicomp_test_store, minicomp, tmp_path_factory) -> Path:
-    """Two heads trained with `birdkit.train` on minicomp's BirdNET embeddings: linear and MLP (BatchNorm)."""
-    from birdkit.train import train_head
+    """Two heads trained with `birdkit.heads.train` on minicomp's BirdNET embeddings: linear and MLP (BatchNorm)."""
+    from birdkit.heads.train import train_head
 
     truth = pd.read_csv(minicomp / "test_labels_5s.csv")
     models = tmp_path_factory.mktemp("models")
@@ -63,7 +63,7 @@ def exported(trained, tmp_path_factory) -> Path:
 def test_each_head_matches_pytorch_on_real_embeddings(trained, exported, minicomp_test_store):
     """Parity, stated: max |TFLite logit - PyTorch logit| <= 1e-4 x max(1, max |logit|) on held-out embeddings
     (the two ten-minute test soundscapes, never seen in training), through the runner the notebook uses."""
-    from birdkit.heads_runtime import HeadRunner
+    from birdkit.heads.runner import HeadRunner
 
     x = store.load(minicomp_test_store).embeddings
     assert len(x) > 200  # two ten-minute soundscapes, 5 s rows
@@ -144,7 +144,7 @@ def test_layout_manifest_and_metadata(exported):
     assert (birdnet / "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite").stat().st_size > 40e6
     assert len((birdnet / "BirdNET_GLOBAL_6K_V2.4_Labels.txt").read_text().splitlines()) == 6522
     # the kit's package, without caches
-    assert (ds / "birdkit" / "__init__.py").exists() and (ds / "birdkit" / "heads_runtime.py").exists()
+    assert (ds / "birdkit" / "__init__.py").exists() and (ds / "birdkit" / "heads" / "runner.py").exists()
     assert not [p for p in (ds / "birdkit").rglob("*") if p.name == "__pycache__" or p.suffix == ".pyc"]
     # manifest: every file but itself and dataset-metadata.json (kaggle reads that one, does not upload it)
     manifest = json.loads((ds / "manifest.json").read_text())
@@ -171,7 +171,7 @@ def test_manifest_catches_a_changed_file(exported, tmp_path):
 def test_exported_kit_imports_offline_from_the_dataset(exported):
     """The notebook puts DATASET on sys.path: the copied package (not the checkout) must import and work."""
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import birdkit, birdkit.heads_runtime as hr; "
+        "import sys; sys.path.insert(0, sys.argv[1]); import birdkit, birdkit.heads.runner as hr; "
         "print(birdkit.__file__); print(len(hr.load_models(sys.argv[1]).heads))"
     )
     out = subprocess.run(
@@ -306,7 +306,7 @@ def test_notebook_on_the_mounted_export_equals_birdkit_infer(
     """Done-when: the notebook, run against the exported folder as Kaggle mounts it (importing the kit from
     it), writes the same submission as `birdkit infer`, and both equal the PyTorch heads on the same chunks."""
     from birdkit.cli.main import main
-    from birdkit.notebook import NOTEBOOK, run_notebook
+    from birdkit.workflows.notebook import NOTEBOOK, run_notebook
 
     if not NOTEBOOK.exists():
         pytest.skip("notebooks/inference.ipynb is not there yet")

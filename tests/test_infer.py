@@ -185,7 +185,7 @@ def test_check_submission_rejects_what_kaggle_would(synthetic_comp, tmp_path):
 @pytest.mark.shared
 def test_notebook_gives_the_same_file_as_the_cli(minicomp_run, minicomp, tmp_path):
     """The notebook, executed with papermill (one worker per core there), writes byte for byte the CLI's file."""
-    from birdkit.notebook import run_notebook
+    from birdkit.workflows.notebook import run_notebook
 
     nb = run_notebook(minicomp, tmp_path, passthrough="birdnet")
     assert nb.submission.read_bytes() == minicomp_run["submission"].read_bytes()
@@ -197,7 +197,7 @@ def _linear_head(rng: np.random.Generator, d: int, s: int) -> tuple[bytes, np.nd
     """A real TFLite head from the exporter: a seeded Linear(d, s), its weights returned for the reference."""
     import torch
 
-    from birdkit.export import head_to_tflite
+    from birdkit.package.export import head_to_tflite
 
     lin = torch.nn.Linear(d, s)
     w = rng.normal(0, 0.05, size=(s, d)).astype(np.float32)
@@ -234,7 +234,7 @@ def test_heads_are_mapped_by_name_and_averaged(minicomp, birdnet, tmp_path):
     assert r.error is None and r.errors == []
     assert r.profile.stages["head"]["cpu_s"] > 0
 
-    emb = np.concatenate([birdnet.embed(audio.load_chunks(f, birdnet.sample_rate).chunks)[0] for f in files])
+    emb = np.concatenate([birdnet.embed(audio.load_chunks(f, birdnet.sample_rate).chunks).embeddings for f in files])
     total = np.zeros((len(emb), len(species)))
     count = np.zeros(len(species))
     for name, sp in heads.items():

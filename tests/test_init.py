@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from birdkit import audio, heads, store
+from birdkit import audio, store
 from birdkit.encoders.birdnet import window_matrix
-from birdkit.train import initial_state, train_head
+from birdkit.heads import model as heads
+from birdkit.heads.train import initial_state, train_head
 
 
 def test_birdnet_init_reproduces_birdnet_window_logits(minicomp, minicomp_train_store, birdnet):

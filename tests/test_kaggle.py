@@ -186,7 +186,7 @@ def test_xdg_config_dir_when_no_dot_kaggle(home, monkeypatch):
 def test_the_kaggle_package_is_never_imported():
     """`import kaggle` authenticates (and exits without credentials): birdkit must only ever run the CLI."""
     code = (
-        "import sys, birdkit.kaggle, birdkit.export, birdkit.cli.main as m; m.build_parser(); "
+        "import sys, birdkit.kaggle, birdkit.package.export, birdkit.cli.main as m; m.build_parser(); "
         "print('kaggle' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

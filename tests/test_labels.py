@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from birdkit import labels as L
 from birdkit.cli.main import main
 from birdkit.store import EmbeddingStore, FileRows, StoreError, load
+from birdkit.store import labels as L
 
 SPECIES = ["a", "b", "c"]
 INF = np.inf

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from birdkit.losses import (
+from birdkit.heads.losses import (
     AsymmetricLoss,
     BCELoss,
     FocalLoss,

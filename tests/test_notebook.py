@@ -16,7 +16,7 @@ import pytest
 
 from birdkit.infer import check_submission
 from birdkit.metrics import score_submission
-from birdkit.notebook import NOTEBOOK, NotebookError, resolve_inputs, run_notebook
+from birdkit.workflows.notebook import NOTEBOOK, NotebookError, resolve_inputs, run_notebook
 
 DATASET_ID = "someone/birdkit-models"
 
@@ -35,10 +35,10 @@ def outputs(executed: Path) -> str:
 def demo_dataset(synthetic_comp, tmp_path_factory) -> Path:
     """The demo's models: a linear head on BirdNET embeddings of the synthetic training clips (weak labels: BirdNET
     has never heard these species), exported as the Kaggle dataset (kit code, encoder, head, card)."""
-    from birdkit.embed import embed_split
-    from birdkit.export import export
-    from birdkit.labels import LabelSpec
-    from birdkit.train import train_head
+    from birdkit.heads.train import train_head
+    from birdkit.package.export import export
+    from birdkit.store.embed import embed_split
+    from birdkit.store.labels import LabelSpec
 
     tmp = tmp_path_factory.mktemp("demo_models")
     embed_split(synthetic_comp, "train_audio", tmp / "emb", workers=1, progress=False)

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from birdkit.cli.main import main
-from birdkit.profile import Profile, StageTimes, configurations, table, usable_cores
+from birdkit.profile import Profile, StageTimes, table, usable_cores
+from birdkit.workflows.profile import configurations
 
 
 def make_profile(**kw) -> Profile:

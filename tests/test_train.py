@@ -10,12 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from birdkit import heads, metrics
+from birdkit import metrics
 from birdkit.cli.main import main
-from birdkit.labels import LabelSpec, label_store
+from birdkit.heads import model as heads
+from birdkit.heads.train import fit, split_by_recording, train_head
 from birdkit.store import EmbeddingStore, FileRows, load
-from birdkit.sweep import plan, run_sweep
-from birdkit.train import fit, split_by_recording, train_head
+from birdkit.store.labels import LabelSpec, label_store
+from birdkit.workflows.sweep import plan, run_sweep
 
 SPECIES = ["s0", "s1", "s2", "s3"]
 

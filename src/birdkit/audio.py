@@ -15,13 +15,15 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from birdkit.errors import BirdkitError
+
 CHUNK_SECONDS = 5
 # A trailing remainder shorter than this does not open a new chunk (guards 240.0004 s files against a 49th row).
 TAIL_TOLERANCE_S = 0.01
 AUDIO_SUFFIXES = (".ogg", ".mp3", ".wav", ".flac", ".opus")
 
 
-class AudioError(Exception):
+class AudioError(BirdkitError):
     """A file that cannot be turned into audio; the message names the file and what to do about it."""
 
     def __init__(self, path: str | Path, reason: str, fix: str = "") -> None:

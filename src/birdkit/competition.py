@@ -13,11 +13,12 @@ from pathlib import Path
 import pandas as pd
 
 from birdkit.audio import AUDIO_SUFFIXES
+from birdkit.errors import BirdkitError
 
 SPLITS = ("train_audio", "unlabeled_soundscapes", "test_soundscapes")
 
 
-class CompetitionError(Exception):
+class CompetitionError(BirdkitError):
     """A competition folder that lacks something; the message names the path and the fix."""
 
 

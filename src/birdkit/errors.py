@@ -1,22 +1,16 @@
-"""The errors a user can fix: the CLI prints their message (which names the file and the fix), no traceback."""
+"""The one error base class. It imports nothing, so every module may raise a subclass of it.
+
+A :class:`BirdkitError` is an error the user can fix: its message names the file and the fix. The CLI catches
+it once (``cli/main.py``) and prints the message without a traceback; anything else is a bug and keeps its
+traceback.
+"""
 
 from __future__ import annotations
 
-from birdkit.audio import AudioError
-from birdkit.competition import CompetitionError
-from birdkit.compile import CompileError
-from birdkit.explore.errors import ExploreError
-from birdkit.export import ExportError
-from birdkit.kaggle import KaggleError
-from birdkit.store import StoreError
 
-UserError = (
-    AudioError,
-    CompetitionError,
-    StoreError,
-    ExportError,
-    CompileError,
-    KaggleError,
-    ExploreError,
-    FileNotFoundError,
-)
+class BirdkitError(Exception):
+    """An error the user can fix; the message says which file and what to do."""
+
+
+class OptionError(BirdkitError, ValueError):
+    """A command-line option or config value that cannot work; the message names the option and the choices."""

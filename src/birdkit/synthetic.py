@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from birdkit.audio import CHUNK_SECONDS, write_audio
-from birdkit.store import atomic_write_bytes
+from birdkit.io import atomic_write_bytes
 
 SR = 32_000
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from birdkit.compile import QUANTIZE, SELECT_TF_OPS
+from birdkit.package.compile import QUANTIZE, SELECT_TF_OPS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from birdkit.compile import CompileError, check_compiled, compile_saved_model, record_check
+    from birdkit.package.compile import CompileError, check_compiled, compile_saved_model, record_check
 
     classes = None
     if args.labels:

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from birdkit.demo import run_demo
+    from birdkit.workflows.demo import run_demo
 
     run_demo(args.out, args.data_dir, args.workers, explore=not args.no_explore)
     return 0

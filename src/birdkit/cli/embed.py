@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from birdkit.embed import embed_split
+    from birdkit.store.embed import embed_split
 
     options = {"windows": args.windows} if args.windows else {}
     r = embed_split(

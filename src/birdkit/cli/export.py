@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from birdkit.export import DEFAULT_LICENSE, DEFAULT_TITLE
+from birdkit.package.export import DEFAULT_LICENSE, DEFAULT_TITLE
 
 
 def parse_encoders(items: list[str] | None) -> tuple[dict[str, str], list[str]]:
@@ -51,9 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from birdkit.compile import CompileError
-    from birdkit.export import ExportError, export
     from birdkit.kaggle import KaggleError
+    from birdkit.package.compile import CompileError
+    from birdkit.package.export import ExportError, export
 
     compiled, names = parse_encoders(args.encoder)
     try:

@@ -46,8 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from birdkit.labels import LabelSpec, label_store
     from birdkit.store import load
+    from birdkit.store.labels import LabelSpec, label_store
 
     try:
         spec = LabelSpec(threshold=args.threshold, folder=args.folder_labels, secondary=args.secondary_labels)

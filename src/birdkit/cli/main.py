@@ -7,6 +7,8 @@ import importlib
 import logging
 import sys
 
+from birdkit.errors import BirdkitError
+
 # Sub-commands in pipeline order; each module has add_parser(subparsers) and run(args) -> int.
 COMMANDS = [
     "demo",
@@ -43,11 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    from birdkit.errors import UserError
-
     try:
         return int(args.run(args) or 0)
-    except UserError as exc:
+    except BirdkitError as exc:
         print(f"birdkit {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -23,8 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from birdkit.profile import configurations, profile_configurations, table
-    from birdkit.store import atomic_write_bytes
+    from birdkit.io import atomic_write_bytes
+    from birdkit.profile import table
+    from birdkit.workflows.profile import configurations, profile_configurations
 
     configs = configurations(args.models)
     if args.only:

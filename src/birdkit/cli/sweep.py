@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from birdkit.sweep import run_sweep
+    from birdkit.workflows.sweep import run_sweep
 
     grids = [g.strip() for g in args.grids.split(",") if g.strip()]
     modes = [m.strip() for m in args.label_modes.split(",") if m.strip()]

@@ -107,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from birdkit.labels import LabelSpec
-    from birdkit.train import train_head
+    from birdkit.heads.train import train_head
+    from birdkit.store.labels import LabelSpec
 
     spec = None
     if any(v is not None for v in (args.threshold, args.folder_labels, args.secondary_labels)):

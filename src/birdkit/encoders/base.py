@@ -9,7 +9,9 @@ with -inf, so their sigmoid is 0: "never predicted", as the paper does.
 from __future__ import annotations
 
 import logging
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -20,21 +22,83 @@ log = logging.getLogger(__name__)
 UNMAPPED_LOGIT = float("-inf")
 
 
+@dataclass
+class EncoderOutputs:
+    """What an encoder gives for ``n`` chunks of 5 s, one row per chunk.
+
+    ``embeddings``  [n, D] float32: the chunk embedding (for BirdNET the mean over its windows).
+    ``logits``      [n, C] float32 over ``encoder.classes`` (for BirdNET the max over its windows), or None for
+                    an encoder without a classifier (EnCodec, a self-supervised encoder).
+    """
+
+    embeddings: np.ndarray
+    logits: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.embeddings = np.asarray(self.embeddings, dtype=np.float32)
+        if self.embeddings.ndim != 2:
+            raise ValueError(f"embeddings must be [n, D], got shape {list(self.embeddings.shape)}")
+        if self.logits is not None:
+            self.logits = np.asarray(self.logits, dtype=np.float32)
+            if self.logits.ndim != 2 or self.logits.shape[0] != self.embeddings.shape[0]:
+                raise ValueError(
+                    f"logits must be [n, C] with n = {self.embeddings.shape[0]}, got {list(self.logits.shape)}"
+                )
+
+    def __len__(self) -> int:
+        return self.embeddings.shape[0]
+
+    def logits_or_empty(self) -> np.ndarray:
+        """Logits, or an [n, 0] array for an encoder without classes."""
+        return self.logits if self.logits is not None else np.zeros((len(self), 0), np.float32)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an encoder declares about itself, so that no other stage special-cases it by name.
+
+    ``fastest_options``  constructor options of its cheapest configuration (the budget guard switches to them).
+    ``variants``         labelled option sets that run the same model another way, for `birdkit profile`
+                         (BirdNET: its fast path and its full graph).
+    """
+
+    fastest_options: dict[str, Any] = field(default_factory=dict)
+    variants: tuple[tuple[str, dict[str, Any]], ...] = (("", {}),)
+
+
 @runtime_checkable
 class Encoder(Protocol):
     name: str
     version: str
     sample_rate: int
     embedding_dim: int
-    classes: list[str]  # names of the logit columns, "Scientific name_Common name" style
+    classes: list[str]  # names of the logit columns, "Scientific name_Common name" style or eBird codes
+    capabilities: Capabilities
 
-    def embed(self, chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """[n, 5 * sample_rate] float32 -> (embeddings [n, D] float32, logits [n, len(classes)] float32)."""
+    def embed(self, chunks: np.ndarray) -> EncoderOutputs:
+        """[n, 5 * sample_rate] float32 chunks -> one embedding (and logit) row per chunk."""
         ...
 
     def describe(self) -> dict:
-        """What to record beside the embeddings: name, version, window scheme, runtime."""
+        """What defines its numbers, recorded beside the embeddings: name, version, window scheme, runtime."""
         ...
+
+    @classmethod
+    def export_files(cls, **options: Any) -> dict[str, Path]:
+        """Files an exported Kaggle dataset must carry to rebuild this encoder (name in the folder -> path),
+        for the options it would be built with; a class method, so exporting never builds an interpreter."""
+        ...
+
+
+def encoder_name(value: object, default: str = "birdnet") -> str:
+    """The encoder's name from what a store or card records (a ``describe()`` dict, or a bare name).
+
+    The one parser of that field; ``default`` is for records written before the field existed (every one of
+    those was BirdNET's).
+    """
+    if isinstance(value, dict):
+        return str(value.get("name") or default)
+    return str(value) if value else default
 
 
 def species_index(

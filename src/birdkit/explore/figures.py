@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from birdkit.store import atomic_write_bytes  # noqa: E402
+from birdkit.io import atomic_write_bytes  # noqa: E402
 
 DPI = 110
 plt.rcParams.update(

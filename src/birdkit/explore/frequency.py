@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from birdkit import labels
 from birdkit.explore.figures import message_axes, plt, save
+from birdkit.store import labels
 
 
 def species_counts(y_hat: np.ndarray, species: list[str]) -> pd.Series:

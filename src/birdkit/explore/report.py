@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from birdkit import labels
 from birdkit.explore import clusters as cl
 from birdkit.explore import cooccurrence as co
 from birdkit.explore import frequency as fq
@@ -26,7 +25,8 @@ from birdkit.explore import maps
 from birdkit.explore.datasets import Dataset, by_recording, encoders, load_datasets, pseudo_labels
 from birdkit.explore.errors import ExploreError
 from birdkit.explore.markdown import image, table
-from birdkit.store import atomic_write_bytes, atomic_write_json
+from birdkit.io import atomic_write_bytes, atomic_write_json
+from birdkit.store import labels
 
 PAPER_CALL_SHARE = {"train": 0.62, "soundscape": 0.088}  # working notes, section 4
 MAP_LEVELS = ("window", "recording")

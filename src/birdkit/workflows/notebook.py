@@ -19,16 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from birdkit.competition import Competition
+from birdkit.errors import BirdkitError
 
 log = logging.getLogger(__name__)
 
 KAGGLE_INPUT = Path("/kaggle/input")
 COMPETITION_SLUG = "birdclef-2024"
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "inference.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[3] / "notebooks" / "inference.ipynb"
 SEARCH_DEPTH = 3  # /kaggle/input/datasets/<owner>/<slug>
 
 
-class NotebookError(FileNotFoundError):
+class NotebookError(BirdkitError, FileNotFoundError):
     """An input the notebook cannot find; the message says where it looked and what to attach."""
 
 
@@ -180,7 +181,7 @@ def run_notebook(
     params = {
         "DATA_DIR": str(Path(data_dir).resolve()),
         "MODELS_DIR": str(Path(models_dir).resolve()) if models_dir else None,
-        "KIT_DIR": str(Path(__file__).resolve().parents[1]),
+        "KIT_DIR": str(Path(__file__).resolve().parents[2]),
         "PASSTHROUGH": passthrough,
         "OUT": str(out / "submission.csv"),
         "PROFILE": str(out / "profile.json"),

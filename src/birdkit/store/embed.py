@@ -56,7 +56,8 @@ def _encode(job: tuple[str, str, str, str | None, list[str]]) -> FileRows | dict
         cf = load_chunks(path, enc.sample_rate)
     except AudioError as exc:
         return {"file": rel, "error": exc.reason}
-    emb, logits = enc.embed(cf.chunks)
+    out = enc.embed(cf.chunks)
+    emb, logits = out.embeddings, out.logits_or_empty()
     return FileRows(
         file=rel,
         split=split,

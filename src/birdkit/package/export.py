@@ -1,6 +1,6 @@
 """Export trained heads as a Kaggle dataset folder that the offline inference notebook mounts.
 
-Layout (the inference side, ``birdkit.heads_runtime``, reads exactly this)::
+Layout (the inference side, ``birdkit.heads.runner``, reads exactly this)::
 
     DATASET/
       birdkit/                  the kit's package source (no __pycache__): the notebook puts DATASET on sys.path
@@ -40,9 +40,10 @@ from typing import Any
 import numpy as np
 
 from birdkit import __version__
-from birdkit.compile import import_tf
+from birdkit.errors import BirdkitError
+from birdkit.io import atomic_write_bytes, atomic_write_json
 from birdkit.kaggle import dataset_metadata, find_credentials, validate_dataset_metadata
-from birdkit.store import atomic_write_bytes, atomic_write_json
+from birdkit.package.compile import import_tf
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ _SKIP_SUFFIXES = (".pyc", ".pyo", ".tmp", ".part", ".egg-info")
 _CREDENTIAL_FILES = {"kaggle.json", "access_token", "access_token.txt", "credentials.json", ".env", ".netrc"}
 
 
-class ExportError(Exception):
+class ExportError(BirdkitError):
     """An export that cannot be made as asked; the message names the file and the fix."""
 
 
@@ -196,7 +197,7 @@ def tflite_logits(model: bytes | str | Path, x: np.ndarray) -> np.ndarray:
 
 def parity(module: Any, model: bytes | str | Path, x: np.ndarray) -> tuple[float, float]:
     """(max |TFLite - PyTorch| over the logits of ``x``, the tolerance it must meet)."""
-    from birdkit.heads import predict_logits
+    from birdkit.heads.model import predict_logits
 
     ref = predict_logits(module, np.array(x, dtype=np.float32))
     got = tflite_logits(model, x)
@@ -509,7 +510,7 @@ def export(
     ``encoders`` maps encoder names to compiled ``.tflite`` files (`birdkit compile`); ``include_encoders``
     adds encoders no head needs (BirdNET alone, for a passthrough submission).
     """
-    from birdkit.heads import load_head
+    from birdkit.heads.model import load_head
 
     out = Path(out)
     dirs = model_dirs(models)

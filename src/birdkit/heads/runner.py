@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from birdkit import runtime
+from birdkit.errors import BirdkitError
 
 log = logging.getLogger(__name__)
 
 HEAD_BATCH = 256
 
 
-class ModelsError(FileNotFoundError):
+class ModelsError(BirdkitError, FileNotFoundError):
     """An exported model folder that lacks something; the message names the path and the fix."""
 
 
@@ -115,31 +116,10 @@ class HeadRunner:
         self.path = Path(path)
         if not self.path.exists():
             raise ModelsError(f"{self.path}: head graph missing; re-export with `birdkit export`")
-        self._interp = runtime.make_interpreter(self.path, num_threads=num_threads)
-        inp = self._interp.get_input_details()[0]
-        self.input_dim = int(inp["shape"][-1])
-        self.batch_size = self._fix_batch(inp, batch_size)
-        self._in = inp["index"]
-        out = self._interp.get_output_details()[0]
-        self._out = out["index"]
-        self.output_dim = int(out["shape"][-1])
-        self._buf = np.zeros((self.batch_size, self.input_dim), dtype=np.float32)
-
-    def _fix_batch(self, inp: dict, wanted: int) -> int:
-        """Resize to ``wanted`` rows once; a graph exported with a static batch keeps its own."""
-        native = int(inp["shape"][0])
-        if native == wanted:
-            self._interp.allocate_tensors()
-            return wanted
-        try:
-            self._interp.resize_tensor_input(inp["index"], [wanted, self.input_dim])
-            self._interp.allocate_tensors()
-            return wanted
-        except (RuntimeError, ValueError) as exc:
-            log.info("%s: static batch %d kept (%s)", self.path.name, native, exc)
-            self._interp = runtime.make_interpreter(self.path, num_threads=1)
-            self._interp.allocate_tensors()
-            return native
+        self._runner = runtime.FixedBatchRunner(self.path, batch_size, num_threads=num_threads)
+        self.input_dim = int(self._runner.input_shape[-1])
+        self.batch_size = self._runner.batch_size
+        self.output_dim = int(self._runner.output_shapes[0][-1])
 
     def __call__(self, embeddings: np.ndarray) -> np.ndarray:
         x = np.asarray(embeddings, dtype=np.float32)
@@ -147,13 +127,4 @@ class HeadRunner:
             raise ValueError(
                 f"{self.path.name}: expects embeddings [n, {self.input_dim}], got {list(x.shape)}"
             )
-        n, b = x.shape[0], self.batch_size
-        out = np.empty((n, self.output_dim), dtype=np.float32)
-        for i in range(0, n, b):
-            k = min(b, n - i)
-            self._buf[:k] = x[i : i + k]
-            self._buf[k:] = 0.0
-            self._interp.set_tensor(self._in, self._buf)
-            self._interp.invoke()
-            out[i : i + k] = self._interp.get_tensor(self._out)[:k]
-        return out
+        return self._runner.run(x)[0]

@@ -1,6 +1,5 @@
-"""The TFLite runtime: which interpreter package to use, and edits of TFLite graphs.
+"""Edits of TFLite graphs, on the flatbuffer schema of whichever runtime is installed.
 
-Preference: ``ai_edge_litert`` (current), then ``tflite_runtime`` (old Kaggle images), then ``tensorflow.lite``.
 Graph edits use the flatbuffer schema's object API, from whichever of those packages is installed, so a
 model's inner tensor (BirdNET's 1024-d embedding) can be made a graph output instead of being read with
 ``experimental_preserve_all_tensors`` (which keeps every intermediate tensor alive and is slower), or a graph
@@ -14,53 +13,18 @@ import importlib
 import logging
 from collections.abc import Iterable
 from functools import cache
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from birdkit.runtime.interpreter import RuntimeMissing
+
 log = logging.getLogger(__name__)
 
-_INTERPRETERS = (
-    ("ai_edge_litert.interpreter", "Interpreter"),
-    ("tflite_runtime.interpreter", "Interpreter"),
-    ("tensorflow.lite.python.interpreter", "Interpreter"),  # `tensorflow.lite` alone lacks it in TF 2.21
-)
 _SCHEMAS = (
     "ai_edge_litert.schema_py_generated",
     "tflite_runtime.schema_py_generated",
     "tensorflow.lite.python.schema_py_generated",
 )
-
-
-class RuntimeMissing(ImportError):
-    """No TFLite runtime is installed."""
-
-
-@cache
-def interpreter_class() -> tuple[str, type]:
-    """(package name, Interpreter class) of the first runtime that imports."""
-    errors = []
-    for mod, attr in _INTERPRETERS:
-        try:
-            return mod.split(".")[0], getattr(importlib.import_module(mod), attr)
-        except ImportError as exc:
-            errors.append(f"{mod}: {exc}")
-    raise RuntimeMissing(
-        "no TFLite runtime found; `pip install ai-edge-litert` (or tflite-runtime, or tensorflow). Tried: "
-        + "; ".join(errors)
-    )
-
-
-def runtime_name() -> str:
-    return interpreter_class()[0]
-
-
-def make_interpreter(model: str | Path | bytes, num_threads: int = 1) -> Any:
-    """An Interpreter for a model path or flatbuffer bytes; tensors are allocated by the caller after resize."""
-    _, cls = interpreter_class()
-    if isinstance(model, bytes | bytearray):
-        return cls(model_content=bytes(model), num_threads=num_threads)
-    return cls(model_path=str(model), num_threads=num_threads)
 
 
 @cache

@@ -29,7 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from birdkit.store import atomic_write_bytes, atomic_write_json
+from birdkit.errors import BirdkitError
+from birdkit.io import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ _FAILED = re.compile(
 )
 
 
-class KaggleError(Exception):
+class KaggleError(BirdkitError):
     """A Kaggle step that cannot go on; the message says what is missing and how to fix it."""
 
 
@@ -629,7 +630,7 @@ def find_notebook(notebook: str | Path | None = None) -> Path:
     if notebook is not None:
         candidates = [Path(notebook)]
     else:
-        candidates = [DEFAULT_NOTEBOOK, Path(__file__).resolve().parents[2] / DEFAULT_NOTEBOOK]
+        candidates = [DEFAULT_NOTEBOOK, Path(__file__).resolve().parents[3] / DEFAULT_NOTEBOOK]
     for c in candidates:
         if c.is_file():
             return c

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from birdkit import runtime
+from birdkit.encoders.base import Capabilities, EncoderOutputs
 
 DEFAULT_BATCH = 16
 
@@ -26,6 +28,7 @@ class TFLiteEncoder:
 
     name = "perch"
     sample_rate = 32_000  # the class default (Perch); an instance takes its sidecar's
+    capabilities = Capabilities()
 
     def __init__(
         self, model_path: str | Path | None = None, batch_size: int = DEFAULT_BATCH, num_threads: int = 1
@@ -53,13 +56,22 @@ class TFLiteEncoder:
         n_classes = int(self.card["outputs"][self._logits_name][-1]) if self._logits_name else 0
         self.classes = list(self.card.get("classes") or [f"class_{i}" for i in range(n_classes)])
         self.n_samples = int(self.card["input"]["shape"][-1])
-        self._interp = self._interpreter(num_threads)
-        inp = self._interp.get_input_details()[0]
-        self._interp.resize_tensor_input(inp["index"], [batch_size, self.n_samples])
-        self._interp.allocate_tensors()
-        self._runner = self._interp.get_signature_runner(self.card.get("signature", "serving_default"))
-        self._in_name = next(iter(self._runner.get_input_details()))
-        self._buf = np.zeros((batch_size, self.n_samples), dtype=np.float32)
+        outputs = [self._emb_name, *([self._logits_name] if self._logits_name else [])]
+        self._runner = runtime.FixedBatchRunner(
+            self._interpreter(num_threads),
+            batch_size,
+            outputs=outputs,
+            signature=self.card.get("signature", "serving_default"),
+            input_shape=(self.n_samples,),
+        )
+
+    @classmethod
+    def export_files(cls, model_path: str | Path | None = None, **options: Any) -> dict[str, Path]:
+        """The compiled graph and its sidecar card."""
+        if model_path is None:
+            return {}
+        p = Path(model_path)
+        return {p.name: p, p.with_suffix(".json").name: p.with_suffix(".json")}
 
     def _interpreter(self, num_threads: int):
         if not self.card.get("select_tf_ops"):
@@ -91,22 +103,12 @@ class TFLiteEncoder:
             "path": "compiled",
         }
 
-    def embed(self, chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def embed(self, chunks: np.ndarray) -> EncoderOutputs:
         """[n, window samples] float32 -> (embeddings [n, D], logits [n, len(classes)])."""
         chunks = np.asarray(chunks, dtype=np.float32)
         if chunks.ndim != 2 or chunks.shape[1] != self.n_samples:
             raise ValueError(
                 f"{self.model_path.name}: expects chunks [n, {self.n_samples}], got {list(chunks.shape)}"
             )
-        n, b = chunks.shape[0], self.batch_size
-        emb = np.empty((n, self.embedding_dim), dtype=np.float32)
-        logits = np.empty((n, len(self.classes)), dtype=np.float32)
-        for i in range(0, n, b):
-            k = min(b, n - i)
-            self._buf[:k] = chunks[i : i + k]
-            self._buf[k:] = 0.0
-            out = self._runner(**{self._in_name: self._buf})
-            emb[i : i + k] = out[self._emb_name][:k]
-            if self._logits_name:
-                logits[i : i + k] = out[self._logits_name][:k]
-        return emb, logits
+        outs = self._runner.run(chunks)
+        return EncoderOutputs(outs[0], outs[1] if self._logits_name else np.zeros((len(chunks), 0), np.float32))

@@ -52,7 +52,9 @@ from tqdm import tqdm
 from birdkit import audio
 from birdkit.competition import Competition
 from birdkit.encoders import ENCODERS, species_index, unmapped
-from birdkit.heads_runtime import HeadInfo, HeadRunner, ModelsError, load_models
+from birdkit.errors import BirdkitError
+from birdkit.heads.runner import HeadInfo, HeadRunner, ModelsError, load_models
+from birdkit.io import atomic_write_bytes
 from birdkit.profile import (
     BUDGET_MIN,
     SOUNDSCAPE_S,
@@ -65,7 +67,6 @@ from birdkit.profile import (
     usable_cores,
     write_profiles,
 )
-from birdkit.store import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ BUNDLE_FILES = 16
 FASTEST_OPTIONS: dict[str, Any] = {"windows": "centre", "fast": True}
 
 
-class InferError(RuntimeError):
+class InferError(BirdkitError, RuntimeError):
     """Inference could not run at all (no model, no test folder); the message says what to give instead."""
 
 
@@ -160,7 +161,7 @@ class Plan:
         return replace(self, encoders=tuple(encs)) if changed else None
 
 
-COMPILED_ENCODER = "birdkit.encoders.tflite_encoder:TFLiteEncoder"
+COMPILED_ENCODER = "birdkit.encoders.tflite:TFLiteEncoder"
 
 
 def _factory(path: str) -> type:
@@ -268,7 +269,8 @@ class Scorer:
         outs: list[tuple[np.ndarray, np.ndarray]] = []
         with self.times.stage("encoder"):
             for spec, enc in zip(self.plan.encoders, self.encoders, strict=True):
-                outs.append(enc.embed(chunks[spec.sample_rate]))
+                o = enc.embed(chunks[spec.sample_rate])
+                outs.append((o.embeddings, o.logits_or_empty()))
         with self.times.stage("head"):
             if self.index is not None:
                 logits = outs[self.plan.passthrough][1]
@@ -822,7 +824,7 @@ def _count_errors(results: dict[int, FileResult]) -> int:
     return sum(1 for r in results.values() if r.error)
 
 
-class SubmissionError(ValueError):
+class SubmissionError(BirdkitError, ValueError):
     """A submission file Kaggle would reject or mis-score; the message names the file and the problem."""
 
 

@@ -51,15 +51,15 @@ def run_demo(
 ) -> DemoResult:
     """Generate (or take) a competition, then embed, label, train, export, infer through the notebook, score."""
     from birdkit.competition import Competition
-    from birdkit.embed import embed_split
-    from birdkit.export import export
-    from birdkit.labels import LabelSpec, label_store
+    from birdkit.heads.train import train_head
     from birdkit.metrics import score_submission
-    from birdkit.notebook import run_notebook
+    from birdkit.package.export import export
     from birdkit.profile import usable_cores
     from birdkit.store import load
+    from birdkit.store.embed import embed_split
+    from birdkit.store.labels import LabelSpec, label_store
     from birdkit.synthetic import generate
-    from birdkit.train import train_head
+    from birdkit.workflows.notebook import run_notebook
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -31,10 +31,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.special import expit
 
-from birdkit.store import Embeddings, StoreError, atomic_write_bytes
+from birdkit.io import atomic_write_bytes
+from birdkit.store import Embeddings, StoreError
 
 LABELS_FILE = "labels.parquet"
-_META_KEY = b"birdkit.labels"
+_META_KEY = b"birdkit.store.labels"
 FOLDER_MODES = ("call", "none", "all")
 
 

@@ -23,10 +23,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from birdkit.labels import LabelSpec
-from birdkit.losses import loss_params
-from birdkit.store import Embeddings, StoreError, atomic_write_bytes, load
-from birdkit.train import train_head
+from birdkit.heads.losses import loss_params
+from birdkit.heads.train import train_head
+from birdkit.io import atomic_write_bytes
+from birdkit.store import Embeddings, StoreError, load
+from birdkit.store.labels import LabelSpec
 
 log = logging.getLogger(__name__)
 

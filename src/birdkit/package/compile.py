@@ -6,7 +6,7 @@ has no builtin kernel. ``select_tf_ops="auto"`` does exactly that: it tries buil
 ``TFLITE_BUILTINS + SELECT_TF_OPS`` when the converter names ops it cannot lower. A graph with select ops needs
 an interpreter linked with the Flex delegate (``tf.lite.Interpreter`` in TensorFlow builds that bundle it, as
 Kaggle's image does); ``ai_edge_litert`` and this machine's tensorflow-cpu 2.21 do not, so the sidecar records
-it and :mod:`birdkit.encoders.tflite_encoder` says so plainly instead of failing deep in the runtime.
+it and :mod:`birdkit.encoders.tflite` says so plainly instead of failing deep in the runtime.
 
 ``quantize="dynamic"`` is dynamic-range quantisation: weights stored as int8, activations kept float, no
 calibration data needed. It shrinks the file about 4x; whether it is faster depends on the kernels (see
@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from birdkit.store import atomic_write_bytes, atomic_write_json
+from birdkit.errors import BirdkitError
+from birdkit.io import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ EMBEDDING_NAMES = ("embedding", "embeddings", "emb")
 LOGITS_NAMES = ("logits", "label", "labels", "logit")
 
 
-class CompileError(Exception):
+class CompileError(BirdkitError):
     """A SavedModel that cannot be compiled as asked; the message names the folder and the fix."""
 
 

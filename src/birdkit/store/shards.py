@@ -26,12 +26,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from birdkit.errors import BirdkitError
+from birdkit.io import atomic_write_json
+
 META = "_meta.json"
 FORMAT_VERSION = 1
 ROW_COLUMNS = ["row_id", "file", "split", "primary_label", "secondary_labels", "start_s", "end_s"]
 
 
-class StoreError(Exception):
+class StoreError(BirdkitError):
     """A store folder that is missing, foreign or inconsistent; the message names it and the fix."""
 
 
@@ -47,20 +50,6 @@ class FileRows:
     primary_label: str | None = None
     secondary_labels: list[str] = field(default_factory=list)
     duration_s: float = 0.0
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary name in the same folder, fsync, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: object) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _schema(dim: int, n_species: int) -> pa.Schema:

@@ -29,9 +29,12 @@ import torch
 from scipy.special import expit
 from tqdm.auto import tqdm
 
-from birdkit import __version__, heads, losses, metrics
-from birdkit.labels import LABELS_FILE, LabelSpec, labels_for, read_labels
-from birdkit.store import Embeddings, StoreError, atomic_write_bytes, atomic_write_json, load
+from birdkit import __version__, metrics
+from birdkit.heads import losses
+from birdkit.heads import model as heads
+from birdkit.io import atomic_write_bytes, atomic_write_json
+from birdkit.store import Embeddings, StoreError, load
+from birdkit.store.labels import LABELS_FILE, LabelSpec, labels_for, read_labels
 
 log = logging.getLogger(__name__)
 
