@@ -1,7 +1,6 @@
 """Compile a Perch-shaped SavedModel to TFLite, float and dynamic-range quantised: accuracy and speed.
 
-Perch cannot be downloaded here, so this builds the stand-in of ``birdkit.package.compile.build_standin_encoder`` at a
-Perch-like size (1280-d embedding, 10,932 classes, four strided conv layers over a 128-band log-mel), runs it
+Perch cannot be downloaded here, so this builds the stand-in of ``tests/standins.py`` at a Perch-like size (1280-d embedding, 10,932 classes, four strided conv layers over a 128-band log-mel), runs it
 on real 5 s chunks of a minicomp test soundscape, and times the SavedModel (TensorFlow, its default threads)
 against the compiled graphs (TFLite runtime at 1 and 2 threads). Medians of ``--repeats`` runs after a warm-up.
 
@@ -15,18 +14,24 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from birdkit.audio import load_chunks
+from birdkit.package import check as ck
 from birdkit.package import compile as bc
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from standins import StandInSpec, build_standin_encoder  # noqa: E402  (a test fixture, not the library)
+
 MINICOMP = ROOT.parent / "shared" / "data" / "minicomp"
-PERCH_LIKE = bc.StandInSpec(mels=128, channels=(32, 64, 128, 256), embedding_dim=1280, n_classes=10_932)
+PERCH_LIKE = StandInSpec(mels=128, channels=(32, 64, 128, 256), embedding_dim=1280, n_classes=10_932)
 SOUNDSCAPE_CHUNKS = 48  # a BirdCLEF 2024 test soundscape: 4 min, the unit of the paper's 9.4 s -> 1.2 s
 
 
@@ -42,36 +47,33 @@ def main() -> None:
     chunks = load_chunks(soundscape, PERCH_LIKE.sample_rate).chunks[: args.chunks]
     results: dict = {
         "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} logical CPUs",
-        "spec": bc.spec_dict(PERCH_LIKE),
+        "spec": asdict(PERCH_LIKE),
         "input": f"{len(chunks)} chunks of {soundscape.name}",
         "batch": args.batch,
         "repeats": args.repeats,
     }
     with tempfile.TemporaryDirectory() as tmp:
-        sm = bc.build_standin_encoder(Path(tmp) / "saved_model", PERCH_LIKE)
-        ref, call = bc.run_saved_model(sm, chunks, batch_size=args.batch)
+        sm = build_standin_encoder(Path(tmp) / "saved_model", PERCH_LIKE)
+        ref, call = ck.run_saved_model(sm, chunks, batch_size=args.batch)
         batch = np.ascontiguousarray(chunks[: args.batch])
         results["saved_model"] = {
-            "s_per_chunk": bc.median_seconds(lambda: call(batch), args.repeats) / args.batch
+            "s_per_chunk": ck.median_seconds(lambda: call(batch), args.repeats) / args.batch
         }
         for q in bc.QUANTIZE:
             t0 = time.perf_counter()
             r = bc.compile_saved_model(sm, Path(tmp) / f"perch_{q}.tflite", quantize=q)
             convert_s = time.perf_counter() - t0
-            got = bc.run_signature(r.path, chunks, batch_size=args.batch)
+            got = ck.run_signature(r.path, chunks, batch_size=args.batch)
             entry = {
                 "size_mb": r.size / 1e6,
                 "convert_s": convert_s,
                 "select_tf_ops": r.select_tf_ops,
-                "accuracy": bc.agreement(ref, got, {"embedding": "embedding", "logits": "logits"}),
+                "accuracy": ck.agreement(ref, got, {"embedding": "embedding", "logits": "logits"}),
             }
             for threads in (1, 2):
-                from birdkit import runtime
-
-                interp = runtime.make_interpreter(r.path.read_bytes(), num_threads=threads)
-                runner = interp.get_signature_runner("serving_default")
+                runner = ck.signature_runner(r.path, args.batch, batch.shape[1], threads)
                 entry[f"s_per_chunk_{threads}t"] = (
-                    bc.median_seconds(lambda runner=runner: runner(inputs=batch), args.repeats) / args.batch
+                    ck.median_seconds(lambda runner=runner: runner.run(batch), args.repeats) / args.batch
                 )
             results[f"tflite_{q}"] = entry
     base = results["saved_model"]["s_per_chunk"]

@@ -108,11 +108,11 @@ def naive(data_dir: Path, files: int | None, passthrough: str | None) -> float:
 def measure(
     data_dir: Path, models: Path | None, passthrough: str | None, workers: int, files: int | None
 ) -> dict:
-    from birdkit.infer import run_inference
+    from birdkit.infer import InferConfig, run_inference
 
     with tempfile.TemporaryDirectory() as tmp, TreeMemory() as mem:
-        r = run_inference(data_dir, Path(tmp) / "submission.csv", models=models, passthrough=passthrough,
-                          workers=workers, limit=files, guard=False, progress=False)  # fmt: skip
+        r = run_inference(InferConfig(data_dir, Path(tmp) / "submission.csv", models=models, passthrough=passthrough,
+                                      workers=workers, limit=files, guard=False, progress=False))  # fmt: skip
     p = r.profile
     n = p.soundscapes
     stages = {s: p.stages.get(s, {}).get("cpu_s", 0.0) / n for s in STAGES}

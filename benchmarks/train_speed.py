@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/train_speed.py [--repeats 3] [--windows 217000] [--threads 2]
 
-The data go through ``birdkit.heads.train.fit`` exactly as ``train_head`` passes them: an 80/20 split by (synthetic)
+The data go through ``birdkit.heads.fit.fit`` exactly as ``train_head`` passes them: an 80/20 split by (synthetic)
 recording, batches of 1,000 (the paper's), the validation ROC-AUC after every epoch, the best state kept.
 Early stopping is off so all epochs run. ``seconds`` is the median fit time (data generation excluded);
 ``peak_rss_mb`` is the process's peak resident memory, data included. Target: <= 60 s and <= 4 GB on 2 cores.
@@ -48,8 +48,9 @@ def main() -> None:
 
     import torch
 
-    from birdkit.heads.model import head_spec
-    from birdkit.heads.train import fit, split_by_recording
+    from birdkit.heads.card import TrainConfig
+    from birdkit.heads.fit import fit
+    from birdkit.heads.train import split_by_recording
 
     t0 = time.perf_counter()
     x, y, files = synthetic(args.windows, args.dim, args.species)
@@ -65,12 +66,11 @@ def main() -> None:
     )
     times = []
     for r in range(args.repeats):
-        res = fit(
-            x_train, y_train, x_val, y_val,
-            head_spec("linear", args.dim, args.species), {"name": "asl"},
-            epochs=args.epochs, batch_size=args.batch_size, patience=0, seed=r, threads=args.threads,
-            progress=args.progress,
+        config = TrainConfig(
+            loss="asl", head="linear", epochs=args.epochs, batch_size=args.batch_size, patience=0, seed=r,
+            threads=args.threads,
         )  # fmt: skip
+        res = fit(x_train, y_train, x_val, y_val, config, progress=args.progress)
         times.append(res.seconds)
         last = res.history[-1]
         print(

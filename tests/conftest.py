@@ -60,3 +60,26 @@ def synthetic_comp(tmp_path_factory) -> Path:
     from birdkit.synthetic import generate
 
     return generate(tmp_path_factory.mktemp("synthetic") / "comp")
+
+
+def _placeholder_store(comp: Path, split: str, out: Path) -> Path:
+    from birdkit.store.embed import embed_split
+
+    embed_split(comp, split, out, encoder="placeholder", progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def placeholder_train_store(synthetic_comp, tmp_path_factory) -> Path:
+    """The synthetic competition's training clips through the placeholder encoder: a real store (64-d, six
+    mapped species) in well under a second, with no model file and no ../shared. Read it; do not write into it
+    (copy it first)."""
+    return _placeholder_store(synthetic_comp, "train_audio", tmp_path_factory.mktemp("placeholder") / "train")
+
+
+@pytest.fixture(scope="session")
+def placeholder_test_store(synthetic_comp, tmp_path_factory) -> Path:
+    """The synthetic test soundscapes (which have test_labels_5s.csv) through the placeholder encoder."""
+    return _placeholder_store(
+        synthetic_comp, "test_soundscapes", tmp_path_factory.mktemp("placeholder") / "test"
+    )

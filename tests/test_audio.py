@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -104,3 +106,30 @@ def test_odd_files_give_defined_rows(edge_cases, name):
 def test_missing_file_is_a_typed_error(tmp_path):
     with pytest.raises(AudioError, match="no such file"):
         audio.decode(tmp_path / "nope.ogg")
+
+
+def test_one_decode_gives_chunks_at_every_rate(tmp_path):
+    """Inference needs each encoder's rate from one decode: the same rows and chunks as one call per rate."""
+    p = tmp_path / "XC7.wav"
+    sf.write(p, _tone(12.5, 44100), 44100)
+    stages: list[str] = []
+
+    @contextlib.contextmanager
+    def stage(name: str):
+        stages.append(name)
+        yield
+
+    both = audio.load_chunks(p, (48000, 32000), stage)
+    assert stages == ["decode", "resample"]  # decoded once
+    assert list(both.by_rate) == [48000, 32000] and both.sample_rate == 48000 and both.source_rate == 44100
+    assert both.row_ids == ["XC7_5", "XC7_10", "XC7_15"] and both.duration_s == pytest.approx(12.5)
+    for rate in (48000, 32000):
+        one = audio.load_chunks(p, rate)
+        assert one.row_ids == both.row_ids and one.sample_rate == rate
+        np.testing.assert_array_equal(one.chunks, both.by_rate[rate])
+    assert both.chunks is both.by_rate[48000]
+
+
+def test_writing_an_unknown_format_names_the_file(tmp_path):
+    with pytest.raises(AudioError, match=r"x\.mp4: cannot write \.mp4"):
+        audio.write_audio(tmp_path / "x.mp4", _tone(0.1, 8000), 8000)

@@ -11,8 +11,10 @@ import json
 
 import numpy as np
 import pytest
+from standins import StandInSpec, build_standin_encoder
 
 from birdkit.audio import load_chunks
+from birdkit.package import check as ck
 from birdkit.package import compile as bc
 
 pytestmark = pytest.mark.shared
@@ -22,7 +24,7 @@ SR = 32_000
 
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory):
-    return bc.build_standin_encoder(tmp_path_factory.mktemp("standin") / "saved_model")
+    return build_standin_encoder(tmp_path_factory.mktemp("standin") / "saved_model")
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def compiled(standin, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(standin, chunks):
-    ref, _ = bc.run_saved_model(standin, chunks)
+    ref, _ = ck.run_saved_model(standin, chunks)
     return ref
 
 
@@ -56,8 +58,8 @@ def test_standin_has_perchs_signature(compiled):
 
 
 def test_float_tflite_matches_the_saved_model(compiled, chunks, reference):
-    got = bc.run_signature(compiled["none"].path, chunks, batch_size=8)
-    acc = bc.agreement(reference, got, {"embedding": "embedding", "logits": "logits"})
+    got = ck.run_signature(compiled["none"].path, chunks, batch_size=8)
+    acc = ck.agreement(reference, got, {"embedding": "embedding", "logits": "logits"})
     # float32 TFLite vs TensorFlow: summation order only
     for name in ("embedding", "logits"):
         scale = float(np.abs(reference[name]).max())
@@ -69,8 +71,8 @@ def test_float_tflite_matches_the_saved_model(compiled, chunks, reference):
 def test_dynamic_range_quantisation_shrinks_and_stays_close(compiled, chunks, reference):
     f, q = compiled["none"], compiled["dynamic"]
     assert q.size < 0.5 * f.size  # int8 weights
-    got = bc.run_signature(q.path, chunks, batch_size=8)
-    acc = bc.agreement(reference, got, {"embedding": "embedding", "logits": "logits"})
+    got = ck.run_signature(q.path, chunks, batch_size=8)
+    acc = ck.agreement(reference, got, {"embedding": "embedding", "logits": "logits"})
     assert acc["embedding"]["max_abs"] > 1e-5  # it really is quantised, not the float graph again
     assert acc["embedding"]["min_cosine"] > 0.99
     assert acc["logits"]["rel_l2"] < 0.05
@@ -78,11 +80,11 @@ def test_dynamic_range_quantisation_shrinks_and_stays_close(compiled, chunks, re
 
 
 def test_check_reports_accuracy_and_speed(standin, compiled, chunks):
-    c = bc.check_compiled(standin, compiled["dynamic"].path, chunks, batch_size=4, repeats=1)
+    c = ck.check_compiled(standin, compiled["dynamic"].path, chunks, batch_size=4, repeats=1)
     assert c["rows"] == len(chunks)
     assert set(c["accuracy"]) == {"embedding", "logits"}
     assert c["seconds_per_chunk"]["tflite"] > 0 and c["seconds_per_chunk"]["saved_model"] > 0
-    bc.record_check(compiled["dynamic"].path, c)
+    ck.record_check(compiled["dynamic"].path, c)
     assert "check" in json.loads(compiled["dynamic"].path.with_suffix(".json").read_text())
 
 
@@ -102,7 +104,7 @@ def test_tflite_encoder_embeds_like_the_saved_model(compiled, chunks, reference)
 def test_select_tf_ops_only_where_needed(tmp_path):
     """An op with no TFLite builtin (bicubic resize): `never` fails naming the fix, `auto` falls back to
     SELECT_TF_OPS and records the Flex ops it needs."""
-    sm = bc.build_standin_encoder(tmp_path / "sm", bc.StandInSpec(select_op=True, channels=(4,), n_classes=8))
+    sm = build_standin_encoder(tmp_path / "sm", StandInSpec(select_op=True, channels=(4,), n_classes=8))
     with pytest.raises(bc.CompileError, match="select-tf-ops auto"):
         bc.compile_saved_model(sm, tmp_path / "never.tflite", select_tf_ops="never")
     r = bc.compile_saved_model(sm, tmp_path / "auto.tflite")
@@ -117,7 +119,7 @@ def test_select_tf_ops_only_where_needed(tmp_path):
         assert "Flex delegate" in str(exc) and "FlexResizeBicubic" in str(exc)
     else:  # an interpreter with Flex (e.g. Kaggle's TensorFlow): it must then agree with the SavedModel
         x = np.random.default_rng(0).normal(size=(2, 5 * SR)).astype(np.float32)
-        ref, _ = bc.run_saved_model(sm, x)
+        ref, _ = ck.run_saved_model(sm, x)
         np.testing.assert_allclose(enc.embed(x).embeddings, ref["embedding"], atol=1e-4, rtol=1e-4)
 
 
@@ -161,7 +163,7 @@ def test_export_ships_a_compiled_encoder(compiled, tmp_path, minicomp):
     import torch
 
     from birdkit.heads.model import build_head, head_spec
-    from birdkit.package.export import export
+    from birdkit.package.export import ExportError, export
 
     species = ["amecro", "amerob", "bkcchi"]
     model = tmp_path / "models" / "on_perch"
@@ -176,7 +178,7 @@ def test_export_ships_a_compiled_encoder(compiled, tmp_path, minicomp):
         "head": spec,
     }
     (model / "card.json").write_text(json.dumps(card))
-    with pytest.raises(Exception, match="birdkit compile"):
+    with pytest.raises(ExportError, match="birdkit compile"):
         export([model], tmp_path / "ds0", dataset_id="someone/birdkit-models")
     r = export(
         [model],

@@ -199,16 +199,16 @@ N_SPECIES = 5
 
 
 def _write_store(root: Path, split: str, files: list, encoder: str = "fake") -> None:
-    from birdkit.store import EmbeddingStore
+    from birdkit.store import EmbeddingStore, StoreMeta
 
     st = EmbeddingStore(root)
     st.open(
-        {
-            "encoder": {"name": encoder},
-            "species": [f"sp{i}" for i in range(N_SPECIES)],
-            "split": split,
-            "embedding_dim": files[0].embeddings.shape[1],
-        }
+        StoreMeta(
+            encoder={"name": encoder},
+            embedding_dim=files[0].embeddings.shape[1],
+            species=[f"sp{i}" for i in range(N_SPECIES)],
+            split=split,
+        )
     )
     st.write_shard(files)
 
@@ -346,3 +346,50 @@ def test_second_encoder_without_logits_borrows_labels_and_is_compared(synthetic,
     assert (
         "Skipped" in (r.out / "report.md").read_text()
     )  # no --data-dir: the contact sheet says why it is absent
+
+
+def test_report_on_placeholder_stores_of_the_synthetic_competition(
+    synthetic_comp, placeholder_train_store, placeholder_test_store, tmp_path: Path
+) -> None:
+    """test_explore_minicomp's report with no ../shared: real stores of real audio (the synthetic competition
+    through the placeholder encoder), contact sheets from that audio, the soundscapes' ground truth."""
+    from birdkit.cli.main import main
+
+    out = tmp_path / "placeholder"
+    argv = ["explore", str(placeholder_train_store), str(placeholder_test_store), "--out", str(out)]
+    assert main([*argv, "--data-dir", str(synthetic_comp), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["call_share"]) == {"train_audio", "test_soundscapes"}
+    truth = summary["call_share_ground_truth"]["test_soundscapes"]  # test_labels_5s.csv: windows with a call
+    assert 0.3 < truth < 1.0
+    c = summary["clusters"]["placeholder"]
+    assert c["windows"] == len(_store_frame(placeholder_train_store)) + len(
+        _store_frame(placeholder_test_store)
+    )
+    s = c["scores"]["train windows vs folder species"]
+    # band energies separate the synthetic call shapes: far better than chance (measured: 0.86 vs 0.44)
+    assert s["labels"] == 6 and s["purity"] > 1.5 * s["random_purity"] and s["ami"] > 0.3, s
+    text = (out / "report.md").read_text()
+    for name in ("species_frequency.png", "itemset_sizes.png", "rules_graph.png", "map_placeholder.png"):
+        assert f"]({name})" in text
+        assert_real_png(out / name)
+    sheets = sorted(out.glob("contact_placeholder-*.png"))
+    assert sheets and all(f"]({p.name})" in text for p in sheets)
+    assert_real_png(sheets[0])
+
+
+def _store_frame(root: Path) -> pd.DataFrame:
+    from birdkit import store
+
+    return store.load(root).frame
+
+
+def test_cli_names_a_bad_option(synthetic, tmp_path: Path, capsys) -> None:
+    from birdkit.cli.main import main
+
+    train, _sound, _data = synthetic
+    argv = ["explore", str(train), "--out", str(tmp_path / "r"), "--no-progress"]
+    assert main([*argv, "--threshold", "1.5"]) == 2
+    assert "--threshold 1.5: must lie strictly between 0 and 1" in capsys.readouterr().err
+    assert main([*argv, "--data-dir", str(tmp_path / "nowhere")]) == 2
+    assert "--data-dir" in capsys.readouterr().err and not (tmp_path / "r" / "report.md").exists()

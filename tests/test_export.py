@@ -16,8 +16,10 @@ import torch
 from torch import nn
 
 from birdkit import store
+from birdkit.heads.card import ModelCard
 from birdkit.heads.model import load_head, predict_logits
-from birdkit.package import export as ex
+from birdkit.package import convert, layout, scan
+from birdkit.package.export import DEFAULT_TITLE, ExportError, encoder_files, export
 
 pytestmark = pytest.mark.shared
 
@@ -30,19 +32,17 @@ FAKE_TOKEN = "KGAT_fake_token_for_tests_0123456789"
 @pytest.fixture(scope="module")
 def trained(minicomp_train_store, minicomp_test_store, minicomp, tmp_path_factory) -> Path:
     """Two heads trained with `birdkit.heads.train` on minicomp's BirdNET embeddings: linear and MLP (BatchNorm)."""
+    from birdkit.heads.card import TrainConfig
     from birdkit.heads.train import train_head
 
     truth = pd.read_csv(minicomp / "test_labels_5s.csv")
     models = tmp_path_factory.mktemp("models")
     for name, kind in (("lin", "linear"), ("mlp", "mlp")):
+        config = TrainConfig(head=kind, hidden=64, dropout=0.2, epochs=4, seed=1)
         train_head(
             minicomp_train_store,
             models / name,
-            head=kind,
-            hidden=64,
-            dropout=0.2,
-            epochs=4,
-            seed=1,
+            config,
             progress=False,
             test=(minicomp_test_store, truth),
             name=name,
@@ -70,20 +70,21 @@ def test_each_head_matches_pytorch_on_real_embeddings(trained, exported, minicom
     for name in ("lin", "mlp"):
         module, card = load_head(trained / name)
         ref = predict_logits(module, x)
-        tol = ex.PARITY_TOL * max(1.0, float(np.abs(ref).max()))
-        got = ex.tflite_logits(exported / "heads" / f"{name}.tflite", x)
-        assert got.shape == ref.shape == (len(x), len(card["species"]))
+        tol = convert.PARITY_TOL * max(1.0, float(np.abs(ref).max()))
+        got = convert.tflite_logits(exported / "heads" / f"{name}.tflite", x)
+        assert got.shape == ref.shape == (len(x), len(card.species))
         assert np.abs(got - ref).max() <= tol, (name, np.abs(got - ref).max())
         runner = HeadRunner(exported / "heads" / f"{name}.tflite", batch_size=64)  # the inference path
         assert np.abs(runner(x) - ref).max() <= tol
         exported_card = json.loads((exported / "heads" / f"{name}.json").read_text())
         t = exported_card["tflite"]
-        assert t["parity_max_abs"] <= t["parity_tolerance"] <= ex.PARITY_TOL * max(1.0, 50.0)
+        assert t["parity_max_abs"] <= t["parity_tolerance"] <= convert.PARITY_TOL * max(1.0, 50.0)
         assert t["parity_inputs"].startswith("store train")  # the training store, found from the card
-        assert t["sha256"] == ex.sha256_file(exported / "heads" / f"{name}.tflite")
+        assert t["sha256"] == layout.sha256_file(exported / "heads" / f"{name}.tflite")
         assert t["input"]["shape"] == [-1, 1024] and t["output"]["kind"] == "logits"
-        assert exported_card["species"] == card["species"] and exported_card["loss"] == card["loss"]
-        assert exported_card["metrics"]["val"] == card["metrics"]["val"]
+        assert exported_card["species"] == card.species and exported_card["loss"] == card.loss
+        assert exported_card["metrics"]["val"] == card.metrics["val"]
+        assert ModelCard.from_json(exported_card).to_json() == exported_card  # a card, with "tflite" set
 
 
 def test_batchnorm_folds_wherever_it_sits():
@@ -106,7 +107,7 @@ def test_batchnorm_folds_wherever_it_sits():
         bn.bias.data.normal_(0, 0.3)
     m.eval()
     x = np.random.default_rng(0).normal(size=(50, 16)).astype(np.float32)
-    layers = ex.fold_head(m)
+    layers = convert.fold_head(m)
     assert [type(lay).__name__ if not isinstance(lay, str) else lay for lay in layers] == [
         "Affine",
         "relu",
@@ -121,8 +122,8 @@ def test_batchnorm_folds_wherever_it_sits():
     with torch.no_grad():
         ref = m(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(y, ref, atol=1e-5)
-    with pytest.raises(ex.ExportError, match="Tanh"):
-        ex.fold_head(nn.Sequential(nn.Linear(4, 4), nn.Tanh()))
+    with pytest.raises(ExportError, match="Tanh"):
+        convert.fold_head(nn.Sequential(nn.Linear(4, 4), nn.Tanh()))
 
 
 def test_layout_manifest_and_metadata(exported):
@@ -150,10 +151,10 @@ def test_layout_manifest_and_metadata(exported):
     manifest = json.loads((ds / "manifest.json").read_text())
     files = {p.relative_to(ds).as_posix() for p in ds.rglob("*") if p.is_file()}
     assert set(manifest["files"]) == files - {"manifest.json", "dataset-metadata.json"}
-    assert ex.verify_manifest(ds) == []
+    assert layout.verify_manifest(ds) == []
     meta = json.loads((ds / "dataset-metadata.json").read_text())
-    assert meta == {"title": ex.DEFAULT_TITLE, "id": DATASET_ID, "licenses": [{"name": "CC-BY-NC-SA-4.0"}]}
-    from birdkit.kaggle import validate_dataset_metadata
+    assert meta == {"title": DEFAULT_TITLE, "id": DATASET_ID, "licenses": [{"name": "CC-BY-NC-SA-4.0"}]}
+    from birdkit.kaggle.datasets import validate_dataset_metadata
 
     assert validate_dataset_metadata(meta) == []
 
@@ -162,10 +163,10 @@ def test_manifest_catches_a_changed_file(exported, tmp_path):
     ds = tmp_path / "copy"
     shutil.copytree(exported, ds)
     (ds / "heads" / "lin.json").write_text("{}")
-    (ds / "birdkit" / "store.py").unlink()
-    problems = ex.verify_manifest(ds)
+    (ds / "birdkit" / "errors.py").unlink()
+    problems = layout.verify_manifest(ds)
     assert any("lin.json" in p and "differs" in p for p in problems)
-    assert any("store.py" in p and "missing" in p for p in problems)
+    assert any("errors.py" in p and "missing" in p for p in problems)
 
 
 def test_exported_kit_imports_offline_from_the_dataset(exported):
@@ -201,12 +202,12 @@ def test_no_secret_or_local_path_lands_in_the_export(trained, tmp_path, monkeypa
     card["training_store"]["path"] = str(trained / "emb")  # a card written by hand, or by an older birdkit...
     (model / "card.json").write_text(json.dumps(card))
     out = tmp_path / "dataset"
-    r = ex.export([model], out)  # no --id: the owner comes from kaggle.json
+    r = export([model], out)  # no --id: the owner comes from kaggle.json
     assert r.dataset_id == "someone/birdkit-models"
     blob = _all_text(out)
     for needle in (str(home), str(ROOT), str(tmp_path), "/tmp/", FAKE_KEY, FAKE_TOKEN):
         assert needle.encode() not in blob, needle
-    assert ex.scan_for_secrets(out) == []
+    assert scan.scan_for_secrets(out) == []
     exported_card = json.loads((out / "heads" / "lin.json").read_text())
     assert (
         exported_card["training_store"]["path"] == Path(card["training_store"]["path"]).name
@@ -222,8 +223,8 @@ def test_export_refuses_a_leak_and_writes_nothing(trained, tmp_path, monkeypatch
     card["notes"] = f"trained with key {FAKE_KEY}"
     (model / "card.json").write_text(json.dumps(card))
     out = tmp_path / "dataset"
-    with pytest.raises(ex.ExportError, match=r"heads/lin\.json: holds the value of \$KAGGLE_KEY"):
-        ex.export([model], out, dataset_id=DATASET_ID)
+    with pytest.raises(ExportError, match=r"heads/lin\.json: holds the value of \$KAGGLE_KEY"):
+        export([model], out, dataset_id=DATASET_ID)
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["leaky"]  # no half-written folder
 
 
@@ -234,7 +235,7 @@ def test_scan_finds_planted_secrets_and_paths(tmp_path, monkeypatch):
     (tmp_path / "blob.bin").write_bytes(b"\x00\x01" + FAKE_KEY.encode() + b"\x02")
     (tmp_path / "kaggle.json").write_text("{}")
     (tmp_path / "notes.md").write_text('{"username": "x", "key": "' + "ab" * 16 + '"}')
-    findings = "\n".join(ex.scan_for_secrets(tmp_path))
+    findings = "\n".join(scan.scan_for_secrets(tmp_path))
     assert "cfg.py:1: holds an absolute path under the home folder" in findings
     assert "blob.bin: holds the value of $KAGGLE_KEY" in findings
     assert "kaggle.json: a credential file" in findings
@@ -242,15 +243,71 @@ def test_scan_finds_planted_secrets_and_paths(tmp_path, monkeypatch):
     assert "ok.txt" not in findings
 
 
+def _random_head(folder: Path, encoder: str, in_dim: int, species: list[str]) -> Path:
+    """A model folder with an untrained linear head on ``encoder``'s embeddings: no store, no training."""
+    from birdkit.heads.model import build_head, head_spec
+
+    folder.mkdir(parents=True)
+    spec = head_spec("linear", in_dim, len(species))
+    torch.manual_seed(0)
+    torch.save(build_head(spec).state_dict(), folder / "head.pt")
+    card = ModelCard(folder.name, species, {"name": encoder}, in_dim, spec)
+    (folder / "card.json").write_text(json.dumps(card.to_json()))
+    return folder
+
+
+def test_encoder_files_are_what_the_encoder_class_declares(tmp_path):
+    from birdkit.encoders.registry import resolve
+
+    files, cls = encoder_files("birdnet", {})
+    assert files == {f"encoders/birdnet/{k}": p for k, p in resolve("birdnet").export_files().items()}
+    assert "encoders/birdnet/BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite" in files and cls.embedding_dim == 1024
+    for name in ("placeholder", "perch", "no-such-encoder"):  # nothing of their own to ship, none given
+        with pytest.raises(ExportError, match=f"--encoder {name}={name}.tflite"):
+            encoder_files(name, {})
+    graph = tmp_path / "any_name.tflite"
+    graph.write_bytes(b"graph")
+    with pytest.raises(ExportError, match=r"any_name\.json: encoder 'mine' needs this file"):
+        encoder_files("mine", {"mine": graph})
+    graph.with_suffix(".json").write_text(json.dumps({"embedding_dim": 8, "source": str(tmp_path)}))
+    files, _ = encoder_files("mine", {"mine": graph})
+    assert files == {"encoders/mine.tflite": graph, "encoders/mine.json": graph.with_suffix(".json")}
+    with pytest.raises(ExportError, match="not a compiled encoder"):
+        encoder_files("mine", {"mine": graph.with_suffix(".json")})
+
+
+def test_export_of_an_untrained_head_needs_no_shared_data(tmp_path):
+    """Without a store the parity check runs on Gaussian inputs; BirdNET's files come from its class; a head
+    whose size does not fit its encoder is refused before anything is written."""
+    species = ["amecro", "amerob", "bkcchi"]
+    model = _random_head(tmp_path / "models" / "tiny", "birdnet", 1024, species)
+    r = export([model], tmp_path / "ds", dataset_id=DATASET_ID)
+    ds = tmp_path / "ds"
+    assert [h.parity_inputs for h in r.heads] == ["gaussian (256 rows; no store available)"]
+    assert r.encoders == ["birdnet"] and layout.verify_manifest(ds) == []
+    assert sorted(p.name for p in (ds / "heads").iterdir()) == ["tiny.json", "tiny.tflite"]
+    for rel, src in encoder_files("birdnet", {})[0].items():
+        assert (ds / rel).read_bytes() == src.read_bytes()
+    card = ModelCard.read(ds / "heads" / "tiny.json")
+    assert card.species == species and card.tflite["file"] == "heads/tiny.tflite"
+    assert card.tflite["parity_max_abs"] <= card.tflite["parity_tolerance"]
+    wrong = _random_head(tmp_path / "models" / "wrong", "birdnet", 16, species)
+    with pytest.raises(
+        ExportError, match="encoder 'birdnet' gives 1024-d embeddings but its heads take 16-d"
+    ):
+        export([wrong], tmp_path / "ds2", dataset_id=DATASET_ID)
+    assert not (tmp_path / "ds2").exists()
+
+
 def test_export_errors_name_the_fix(trained, tmp_path):
-    with pytest.raises(ex.ExportError, match="birdkit train"):
-        ex.export([tmp_path], tmp_path / "out", dataset_id=DATASET_ID)
-    with pytest.raises(ex.ExportError, match="title must be"):
-        ex.export([trained / "lin"], tmp_path / "out", dataset_id=DATASET_ID, title="abc")
+    with pytest.raises(ExportError, match="birdkit train"):
+        export([tmp_path], tmp_path / "out", dataset_id=DATASET_ID)
+    with pytest.raises(ExportError, match="title must be"):
+        export([trained / "lin"], tmp_path / "out", dataset_id=DATASET_ID, title="abc")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "precious.txt").write_text("keep me")
-    with pytest.raises(ex.ExportError, match="not a birdkit export"):
-        ex.export([trained / "lin"], tmp_path / "mine", dataset_id=DATASET_ID)
+    with pytest.raises(ExportError, match="not a birdkit export"):
+        export([trained / "lin"], tmp_path / "mine", dataset_id=DATASET_ID)
     assert (tmp_path / "mine" / "precious.txt").exists()
 
 
@@ -258,7 +315,7 @@ def test_export_replaces_a_previous_export_whole(trained, exported, tmp_path):
     out = tmp_path / "dataset"
     shutil.copytree(exported, out)
     (out / "heads" / "stale.tflite").write_bytes(b"old")
-    ex.export([trained / "mlp"], out, dataset_id=DATASET_ID)
+    export([trained / "mlp"], out, dataset_id=DATASET_ID)
     assert sorted(p.name for p in (out / "heads").iterdir()) == ["mlp.json", "mlp.tflite"]
     assert [p.name for p in tmp_path.iterdir()] == ["dataset"]
 
@@ -312,7 +369,7 @@ def test_notebook_on_the_mounted_export_equals_birdkit_infer(
         pytest.skip("notebooks/inference.ipynb is not there yet")
     comp = _one_minute_competition(minicomp, tmp_path / "comp")
     mount = _mount_as_kaggle(exported, tmp_path / "input" / "birdkit-models")
-    assert ex.verify_manifest(mount) == []
+    assert layout.verify_manifest(mount) == []
     try:
         cli_csv = tmp_path / "cli" / "submission.csv"
         args = [

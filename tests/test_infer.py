@@ -17,7 +17,7 @@ import pytest
 
 from birdkit.cli.main import main
 from birdkit.competition import Competition
-from birdkit.infer import SubmissionError, bundles, check_submission, file_jobs, run_inference
+from birdkit.infer import InferConfig, SubmissionError, bundles, check_submission, file_jobs, run_inference
 from birdkit.metrics import score_submission
 from birdkit.profile import STAGES, TEST_FILES, usable_cores
 
@@ -73,7 +73,7 @@ def test_profile_records_every_stage_and_the_extrapolation(minicomp_run):
     for name in ("decode", "resample", "encoder", "writing"):
         assert p["stages"][name]["wall_s"] > 0 and p["stages"][name]["cpu_s"] > 0, name
     # the encoder dominates: that is what the budget is spent on
-    assert p["stages"]["encoder"]["cpu_s"] > 5 * (
+    assert p["stages"]["encoder"]["cpu_s"] > 2 * (
         p["stages"]["decode"]["cpu_s"] + p["stages"]["resample"]["cpu_s"]
     )
     rate = (p["wall_s"] - p["setup_s"]) / (p["audio_s"] / 240)
@@ -89,7 +89,7 @@ def test_edge_cases_still_yield_a_valid_submission(edge_cases, minicomp, tmp_pat
     """Every file gets rows; unreadable ones get the prior (the scored rows' mean) and say why."""
     files = sorted(edge_cases.iterdir())
     comp = comp_with(tmp_path, files, minicomp)
-    r = run_inference(comp, tmp_path / "s.csv", passthrough="birdnet", workers=2, progress=False)
+    r = run_inference(InferConfig(comp, tmp_path / "s.csv", passthrough="birdnet", workers=2, progress=False))
     assert r.error is None
     df = check_submission(tmp_path / "s.csv", comp)
     stems = {rid.rpartition("_")[0] for rid in df["row_id"]}
@@ -114,16 +114,16 @@ def test_budget_guard_switches_to_the_centre_window(minicomp, tmp_path):
     exactly as a centre-window run scores it, and the profile says when and why."""
     files = sorted((minicomp / "unlabeled_soundscapes").iterdir())[-3:]  # 15 s, 10 s, 10 s
     comp = comp_with(tmp_path, files, minicomp)
-    r = run_inference(comp, tmp_path / "g.csv", passthrough="birdnet", workers=1, budget_min=0.01, margin_min=0,
-                      guard_after=1, progress=False)  # fmt: skip
+    r = run_inference(InferConfig(comp, tmp_path / "g.csv", passthrough="birdnet", workers=1, budget_min=0.01,
+                                  margin_min=0, guard_after=1, progress=False))  # fmt: skip
     s = r.profile.guard["switched"]
     assert (
         s and s["after_files"] == 1 and s["to"] == "birdnet centre passthrough" and s["predicted_min"] > 0.01
     )
     assert r.plan["switched_to"]["name"] == "birdnet centre passthrough"
     check_submission(tmp_path / "g.csv", comp)
-    ref = run_inference(comp, tmp_path / "c.csv", passthrough="birdnet", workers=1, windows="centre",
-                        guard=False, progress=False)  # fmt: skip
+    ref = run_inference(InferConfig(comp, tmp_path / "c.csv", passthrough="birdnet", workers=1, windows="centre",
+                                    guard=False, progress=False))  # fmt: skip
     assert ref.profile.guard["switched"] is None
     a = r.frame.set_index("row_id")
     b = ref.frame.set_index("row_id")
@@ -226,15 +226,18 @@ def test_heads_are_mapped_by_name_and_averaged(minicomp, birdnet, tmp_path):
         graph, w, b = _linear_head(rng, 1024, len(sp))
         (models / "heads" / f"{name}.tflite").write_bytes(graph)
         card = {"name": name, "species": sp, "encoder": {"name": "birdnet", "windows": "paper"}, "embedding_dim": 1024,
+                "head": {"kind": "linear", "in_dim": 1024, "out_dim": len(sp)},
                 "tflite": {"output": {"kind": "logits"}}}  # fmt: skip
         (models / "heads" / f"{name}.json").write_text(json.dumps(card))
         ref_w[name] = (w, b)
 
-    r = run_inference(comp, tmp_path / "s.csv", models=models, workers=1, progress=False)
+    r = run_inference(InferConfig(comp, tmp_path / "s.csv", models=models, workers=1, progress=False))
     assert r.error is None and r.errors == []
     assert r.profile.stages["head"]["cpu_s"] > 0
 
-    emb = np.concatenate([birdnet.embed(audio.load_chunks(f, birdnet.sample_rate).chunks).embeddings for f in files])
+    emb = np.concatenate(
+        [birdnet.embed(audio.load_chunks(f, birdnet.sample_rate).chunks).embeddings for f in files]
+    )
     total = np.zeros((len(emb), len(species)))
     count = np.zeros(len(species))
     for name, sp in heads.items():
@@ -250,19 +253,20 @@ def test_heads_are_mapped_by_name_and_averaged(minicomp, birdnet, tmp_path):
     np.testing.assert_allclose(got, expected, atol=2e-5)
     assert (got[:, count == 0] == 0).all() and got[:, count > 0].std() > 0.01
     written = pd.read_csv(tmp_path / "s.csv")
-    np.testing.assert_allclose(written[species].to_numpy(), got, atol=1e-7)
+    np.testing.assert_array_equal(written[species].to_numpy(), got)  # float64, written to round-trip
 
 
 def test_fastest_plan_is_the_centre_window_on_the_fast_path(synthetic_comp):
     from birdkit.infer import make_plan
 
-    plan = make_plan(synthetic_comp, passthrough="birdnet")
+    comp = Competition(synthetic_comp)
+    plan, built = make_plan(comp, passthrough="birdnet")
+    # the passthrough encoder is built once, here, to map the species onto its classes
+    assert list(built) == [0] and len(plan.species_index) == len(comp.species)
     fast = plan.fastest()
     assert fast is not None and fast.encoders[0].option("windows") == "centre"
     assert fast.encoders[0].option("fast") is True and fast.name == "birdnet centre passthrough"
     assert fast.fastest() is None  # nothing faster to switch to: the guard says so and goes on
-    full = make_plan(
-        synthetic_comp, passthrough="birdnet", encoder_options={"windows": "centre", "fast": False}
-    )
+    full, _ = make_plan(comp, passthrough="birdnet", encoder_options={"windows": "centre", "fast": False})
     assert full.name == "birdnet centre full-graph passthrough"
     assert full.fastest().encoders[0].options == {"windows": "centre", "fast": True}

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from birdkit import kaggle as kg
 from birdkit.cli.main import main
+from birdkit.kaggle import KaggleError, cli, credentials, datasets, download, kernels
 
 DATASET_ID = "someone/birdkit-models"
 
@@ -104,7 +104,7 @@ def dataset(tmp_path) -> Path:
         (d / rel).parent.mkdir(parents=True, exist_ok=True)
         (d / rel).write_text(text)
     (d / "dataset-metadata.json").write_text(
-        json.dumps(kg.dataset_metadata(DATASET_ID, "birdkit BirdCLEF models", "CC-BY-NC-SA-4.0"))
+        json.dumps(datasets.dataset_metadata(DATASET_ID, "birdkit BirdCLEF models", "CC-BY-NC-SA-4.0"))
     )
     return d
 
@@ -135,10 +135,10 @@ def notebook(tmp_path) -> Path:
 
 
 def test_missing_credentials_say_exactly_what_is_missing(home):
-    creds = kg.find_credentials()
+    creds = credentials.find_credentials()
     assert not creds
-    with pytest.raises(kg.KaggleError) as e:
-        kg.require_credentials()
+    with pytest.raises(KaggleError) as e:
+        credentials.require_credentials()
     msg = str(e.value)
     for part in (
         "KAGGLE_API_TOKEN is not set",
@@ -152,26 +152,26 @@ def test_missing_credentials_say_exactly_what_is_missing(home):
 
 def test_each_credential_source_is_found(home, monkeypatch):
     monkeypatch.setenv("KAGGLE_API_TOKEN", "KGAT_abc")
-    assert kg.find_credentials().method == "KAGGLE_API_TOKEN"
+    assert credentials.find_credentials().method == "KAGGLE_API_TOKEN"
     monkeypatch.delenv("KAGGLE_API_TOKEN")
     (home / ".kaggle").mkdir()
     (home / ".kaggle" / "kaggle.json").write_text(json.dumps({"username": "someone"}))
-    creds = kg.find_credentials()
+    creds = credentials.find_credentials()
     assert not creds and "~/.kaggle/kaggle.json lacks key" in creds.describe()
     (home / ".kaggle" / "kaggle.json").write_text(json.dumps({"username": "someone", "key": "k" * 32}))
-    creds = kg.find_credentials()
+    creds = credentials.find_credentials()
     assert (creds.method, creds.source, creds.username) == ("kaggle.json", "~/.kaggle/kaggle.json", "someone")
     assert "k" * 32 not in creds.describe()  # where, never the value
     (home / ".kaggle" / "access_token").write_text("KGAT_abc\n")  # the token wins, as in kaggle 2.2
-    creds = kg.find_credentials()
+    creds = credentials.find_credentials()
     assert (creds.method, creds.username) == ("access_token", "someone")
 
 
 def test_legacy_env_pair_and_half_pairs(home, monkeypatch):
     monkeypatch.setenv("KAGGLE_USERNAME", "someone")
-    assert "KAGGLE_USERNAME is set but KAGGLE_KEY is not" in kg.find_credentials().describe()
+    assert "KAGGLE_USERNAME is set but KAGGLE_KEY is not" in credentials.find_credentials().describe()
     monkeypatch.setenv("KAGGLE_KEY", "k" * 32)
-    assert kg.find_credentials().method == "KAGGLE_USERNAME/KAGGLE_KEY"
+    assert credentials.find_credentials().method == "KAGGLE_USERNAME/KAGGLE_KEY"
 
 
 def test_xdg_config_dir_when_no_dot_kaggle(home, monkeypatch):
@@ -180,13 +180,14 @@ def test_xdg_config_dir_when_no_dot_kaggle(home, monkeypatch):
     cfg = home / ".config" / "kaggle"
     cfg.mkdir(parents=True)
     (cfg / "kaggle.json").write_text(json.dumps({"username": "someone", "key": "k" * 32}))
-    assert kg.find_credentials().source == "~/.config/kaggle/kaggle.json"
+    assert credentials.find_credentials().source == "~/.config/kaggle/kaggle.json"
 
 
 def test_the_kaggle_package_is_never_imported():
     """`import kaggle` authenticates (and exits without credentials): birdkit must only ever run the CLI."""
     code = (
-        "import sys, birdkit.kaggle, birdkit.package.export, birdkit.cli.main as m; m.build_parser(); "
+        "import sys, birdkit.kaggle, birdkit.kaggle.download, birdkit.package.export, birdkit.package.check, "
+        "birdkit.cli.main as m; m.build_parser(); "
         "print('kaggle' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -197,30 +198,32 @@ def test_the_kaggle_package_is_never_imported():
 
 
 def test_dataset_metadata_validation():
-    ok = kg.dataset_metadata(DATASET_ID, "birdkit BirdCLEF models", "CC-BY-NC-SA-4.0")
-    assert kg.validate_dataset_metadata(ok) == []
-    assert any("title" in p for p in kg.validate_dataset_metadata({**ok, "title": "abc"}))
-    assert any("title" in p for p in kg.validate_dataset_metadata({**ok, "title": "x" * 51}))
-    assert any("owner/slug" in p for p in kg.validate_dataset_metadata({**ok, "id": "no-owner"}))
-    assert any("slug" in p for p in kg.validate_dataset_metadata({**ok, "id": "me/Bad Slug"}))
+    ok = datasets.dataset_metadata(DATASET_ID, "birdkit BirdCLEF models", "CC-BY-NC-SA-4.0")
+    assert datasets.validate_dataset_metadata(ok) == []
+    assert any("title" in p for p in datasets.validate_dataset_metadata({**ok, "title": "abc"}))
+    assert any("title" in p for p in datasets.validate_dataset_metadata({**ok, "title": "x" * 51}))
+    assert any("owner/slug" in p for p in datasets.validate_dataset_metadata({**ok, "id": "no-owner"}))
+    assert any("slug" in p for p in datasets.validate_dataset_metadata({**ok, "id": "me/Bad Slug"}))
     two = [{"name": "CC0-1.0"}, {"name": "MIT"}]
-    assert any("exactly one" in p for p in kg.validate_dataset_metadata({**ok, "licenses": two}))
+    assert any("exactly one" in p for p in datasets.validate_dataset_metadata({**ok, "licenses": two}))
     assert any(
-        "licence 'MIT'" in p for p in kg.validate_dataset_metadata({**ok, "licenses": [{"name": "MIT"}]})
+        "licence 'MIT'" in p
+        for p in datasets.validate_dataset_metadata({**ok, "licenses": [{"name": "MIT"}]})
     )
     assert any(
-        "no real owner" in p for p in kg.validate_dataset_metadata({**ok, "id": "INSERT_OWNER/birdkit-x"})
+        "no real owner" in p
+        for p in datasets.validate_dataset_metadata({**ok, "id": "INSERT_OWNER/birdkit-x"})
     )
-    assert any("unknown field" in p for p in kg.validate_dataset_metadata({**ok, "licence": "x"}))
+    assert any("unknown field" in p for p in datasets.validate_dataset_metadata({**ok, "licence": "x"}))
 
 
 def test_kernel_metadata_has_the_documented_fields(tmp_path):
     (tmp_path / "inference.ipynb").write_text("{}")
-    meta = kg.kernel_metadata(
+    meta = kernels.kernel_metadata(
         "someone/birdkit-inference", "birdkit inference", "inference.ipynb", [DATASET_ID]
     )
-    assert kg.validate_kernel_metadata(meta, tmp_path) == []
-    assert set(meta) <= set(kg.KERNEL_FIELDS)
+    assert kernels.validate_kernel_metadata(meta, tmp_path) == []
+    assert set(meta) <= set(kernels.KERNEL_FIELDS)
     assert meta["enable_internet"] is False and meta["enable_gpu"] is False and meta["enable_tpu"] is False
     assert meta["competition_sources"] == ["birdclef-2024"] and meta["dataset_sources"] == [DATASET_ID]
     assert (meta["language"], meta["kernel_type"], meta["code_file"]) == (
@@ -229,7 +232,7 @@ def test_kernel_metadata_has_the_documented_fields(tmp_path):
         "inference.ipynb",
     )
     bad = {**meta, "enable_gpu": "false", "language": "cobol", "id": "someone/other-name", "colour": 1}
-    problems = " | ".join(kg.validate_kernel_metadata(bad, tmp_path))
+    problems = " | ".join(kernels.validate_kernel_metadata(bad, tmp_path))
     for part in (
         "enable_gpu must be a bool",
         "language must be",
@@ -237,7 +240,9 @@ def test_kernel_metadata_has_the_documented_fields(tmp_path):
         "unknown field",
     ):
         assert part in problems, part
-    assert "code_file" in " ".join(kg.validate_kernel_metadata({**meta, "code_file": "gone.ipynb"}, tmp_path))
+    assert "code_file" in " ".join(
+        kernels.validate_kernel_metadata({**meta, "code_file": "gone.ipynb"}, tmp_path)
+    )
 
 
 # --- the real kaggle CLI, offline ----------------------------------------------------------------------------
@@ -246,7 +251,7 @@ def test_kernel_metadata_has_the_documented_fields(tmp_path):
 def _real_kaggle(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     """The installed kaggle CLI with dummy legacy credentials in a temp HOME, its API at http://localhost
     (KAGGLE_API_ENVIRONMENT=LOCALHOST), so nothing can reach Kaggle even where a network exists."""
-    exe = kg.kaggle_executable({"PATH": str(Path(sys.executable).parent)})
+    exe = cli.kaggle_executable({"PATH": str(Path(sys.executable).parent)})
     home = tmp_path / "kaggle-home"
     home.mkdir(exist_ok=True)
     env = {
@@ -278,7 +283,7 @@ def test_real_kaggle_accepts_our_dataset_folder_until_the_network(dataset, tmp_p
 
 
 def test_real_kaggle_accepts_our_kernel_folder_until_the_network(dataset, notebook, tmp_path):
-    meta = kg.prepare_kernel(dataset, tmp_path / "kernel", notebook=notebook)
+    meta = kernels.prepare_kernel(dataset, tmp_path / "kernel", notebook=notebook)
     r = _real_kaggle(["kernels", "push", "-p", str(tmp_path / "kernel")], tmp_path)
     out = r.stdout + r.stderr
     assert r.returncode != 0 and _network_failure(out), out[-800:]
@@ -293,8 +298,8 @@ def test_real_kaggle_accepts_our_kernel_folder_until_the_network(dataset, notebo
 
 
 def test_publish_creates_first_then_versions(dataset, fake_kaggle):
-    r1 = kg.publish(dataset, "first")
-    r2 = kg.publish(dataset, "retrained heads")
+    r1 = datasets.publish(dataset, "first")
+    r2 = datasets.publish(dataset, "retrained heads")
     log = calls(fake_kaggle)
     assert [c["args"] for c in log] == [
         ["datasets", "create", "-p", str(dataset), "-r", "zip"],
@@ -303,14 +308,14 @@ def test_publish_creates_first_then_versions(dataset, fake_kaggle):
     assert (r1.action, r2.action) == ("create", "version") and r1.ran and r2.ran
     # the sub-folders were there for `-r zip` to send (kaggle skips folders without it)
     assert {"birdkit/__init__.py", "heads/lin.tflite", "encoders/birdnet/labels.txt"} <= set(log[0]["files"])
-    state = dataset.parent / kg.PUBLISH_STATE
+    state = dataset.parent / datasets.PUBLISH_STATE
     assert json.loads(state.read_text()) == {"datasets": [DATASET_ID]}
-    assert not (dataset / kg.PUBLISH_STATE).exists()  # never inside the uploaded folder
+    assert not (dataset / datasets.PUBLISH_STATE).exists()  # never inside the uploaded folder
 
 
 def test_publish_falls_back_to_a_version_when_kaggle_has_it(dataset, fake_kaggle, monkeypatch):
     monkeypatch.setenv("FAKE_KAGGLE_EXISTS", "1")
-    r = kg.publish(dataset, "from another machine")
+    r = datasets.publish(dataset, "from another machine")
     assert [c["args"][:2] for c in calls(fake_kaggle)] == [["datasets", "create"], ["datasets", "version"]]
     assert r.action == "version"
 
@@ -335,31 +340,31 @@ def test_publish_without_credentials_stops_before_kaggle(dataset, fake_kaggle, m
 
 def test_publish_refuses_invalid_metadata(dataset, fake_kaggle):
     (dataset / "dataset-metadata.json").write_text(
-        json.dumps(kg.dataset_metadata("INSERT_OWNER/birdkit-models", "birdkit models", "CC0-1.0"))
+        json.dumps(datasets.dataset_metadata("INSERT_OWNER/birdkit-models", "birdkit models", "CC0-1.0"))
     )
-    with pytest.raises(kg.KaggleError, match="--id YOUR_KAGGLE_USERNAME/birdkit-models"):
-        kg.publish(dataset)
+    with pytest.raises(KaggleError, match="--id YOUR_KAGGLE_USERNAME/birdkit-models"):
+        datasets.publish(dataset)
     assert calls(fake_kaggle) == []
 
 
 def test_a_kaggle_error_printed_with_exit_0_is_a_failure(dataset, fake_kaggle, monkeypatch):
     monkeypatch.setenv("FAKE_KAGGLE_EXISTS", "1")
-    with pytest.raises(kg.KaggleError, match="already in use"):
-        kg.publish(dataset, mode="create")
+    with pytest.raises(KaggleError, match="already in use"):
+        datasets.publish(dataset, mode="create")
 
 
 # --- push --------------------------------------------------------------------------------------------------
 
 
 def test_push_writes_kernel_metadata_and_pushes(dataset, notebook, fake_kaggle):
-    r = kg.push(dataset, notebook=notebook)
+    r = kernels.push(dataset, notebook=notebook)
     kernel = dataset.parent / "kernel"
     (call,) = calls(fake_kaggle)
     assert call["args"] == ["kernels", "push", "-p", str(kernel)]
     assert call["files"] == ["inference.ipynb", "kernel-metadata.json"]
     meta = call["kernel_metadata"]
     assert meta == json.loads((kernel / "kernel-metadata.json").read_text()) == r.metadata
-    assert kg.validate_kernel_metadata(meta, kernel) == []
+    assert kernels.validate_kernel_metadata(meta, kernel) == []
     assert meta["id"] == "someone/birdkit-inference" and meta["title"] == "birdkit inference"
     assert meta["code_file"] == "inference.ipynb" and meta["dataset_sources"] == [DATASET_ID]
     assert meta["competition_sources"] == ["birdclef-2024"]
@@ -408,13 +413,13 @@ def test_download_unzips_checks_and_resumes(fake_kaggle, tmp_path, monkeypatch, 
     assert (out / "train_audio" / "ashdro1" / "XC2.ogg").read_bytes() == b"stub"
     assert not (out / "birdclef-2024.zip").exists()
     assert "layout ok: 2 species, 2 training recordings" in capsys.readouterr().out
-    r = kg.download(out, keep_zip=True)  # again: a fresh zip, every member already there
+    r = download.download(out, keep_zip=True)  # again: a fresh zip, every member already there
     assert r.skipped == 7 and r.extracted == 0 and r.layout_problems == []
 
 
 def test_download_reports_a_broken_layout(fake_kaggle, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_KAGGLE_ZIP", str(_competition_zip(tmp_path / "src.zip", missing_audio=True)))
-    r = kg.download(tmp_path / "out")
+    r = download.download(tmp_path / "out")
     assert (
         len(r.layout_problems) == 1
         and "1 files named in train_metadata.csv are missing" in r.layout_problems[0]
@@ -425,8 +430,8 @@ def test_unzip_refuses_paths_outside_the_folder(tmp_path):
     bad = tmp_path / "bad.zip"
     with zipfile.ZipFile(bad, "w") as z:
         z.writestr("../escape.txt", "x")
-    with pytest.raises(kg.KaggleError, match="outside"):
-        kg.unzip(bad, tmp_path / "out")
+    with pytest.raises(KaggleError, match="outside"):
+        download.unzip(bad, tmp_path / "out")
     assert not (tmp_path / "escape.txt").exists()
 
 

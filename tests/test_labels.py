@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from birdkit.cli.main import main
-from birdkit.store import EmbeddingStore, FileRows, StoreError, load
+from birdkit.store import EmbeddingStore, FileRows, StoreError, StoreMeta, load
 from birdkit.store import labels as L
 
 SPECIES = ["a", "b", "c"]
@@ -96,7 +96,7 @@ def test_summarize_counts_calls_labels_and_never_labelled_species():
 def _store(root, species=SPECIES):
     """Two train clips whose stems collide (row_ids repeat across folders) and a soundscape."""
     st = EmbeddingStore(root)
-    st.open({"encoder": {"name": "toy"}, "species": species, "split": "train_audio", "embedding_dim": 2})
+    st.open(StoreMeta(encoder={"name": "toy"}, embedding_dim=2, species=species, split="train_audio"))
     rng = np.random.default_rng(0)
     files = [
         FileRows(
@@ -162,3 +162,34 @@ def test_cli_label_writes_and_prints_summary(tmp_path, capsys):
     y, meta = L.read_labels(load(tmp_path / "emb"))
     assert meta["spec"]["folder"] == "none"
     assert y.sum() == 3
+
+
+def test_cli_label_rejects_a_bad_threshold_naming_the_option(tmp_path, capsys):
+    _store(tmp_path / "emb")
+    assert main(["label", str(tmp_path / "emb"), "--threshold", "1.0"]) == 2
+    assert "--threshold" in capsys.readouterr().err
+    assert not (tmp_path / "emb" / L.LABELS_FILE).exists()
+
+
+@pytest.mark.parametrize("mode", ["call", "all"])
+def test_label_a_placeholder_store_of_the_synthetic_competition(
+    placeholder_train_store, tmp_path, mode, capsys
+):
+    """Real logits from real (synthetic) audio, no ../shared: the file holds the equations' labels, row for row."""
+    import shutil
+
+    root = tmp_path / "emb"
+    shutil.copytree(placeholder_train_store, root)  # the session store stays unlabelled
+    assert main(["label", str(root), "--folder-labels", mode]) == 0
+    assert f"folder labels: {mode}" in capsys.readouterr().out
+    emb = load(root)
+    y, meta = L.read_labels(emb)
+    spec = L.LabelSpec(folder=mode)
+    assert np.array_equal(y, L.make_labels(emb.logits, emb.frame, emb.species, spec))
+    assert meta["encoder"] == emb.meta.encoder and meta["spec"]["folder"] == mode
+    folder = L.folder_onehot(list(emb.frame["primary_label"]), emb.species)
+    if mode == "all":  # every train window carries its folder species
+        assert (y >= folder).all()
+    else:  # the folder species only where the surrogate hears a call
+        calls = L.has_call(L.predicted(emb.logits))
+        assert np.array_equal(y & folder, folder & calls[:, None])

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from birdkit.errors import OptionError
 from birdkit.heads.losses import (
     AsymmetricLoss,
     BCELoss,
@@ -173,8 +174,8 @@ def test_gradients_flow_and_a_step_lowers_the_loss(name):
 def test_loss_params_defaults_overrides_and_errors():
     assert loss_params("asl") == {"gamma_pos": 1.0, "gamma_neg": 4.0, "clip": 0.05}
     assert loss_params("sigmoidf1", S=-15, E=None) == {"S": -15, "E": 0.0, "on": "probability"}
-    with pytest.raises(ValueError, match="no parameter 'gamma'"):
+    with pytest.raises(OptionError, match="no parameter 'gamma'"):
         loss_params("asl", gamma=2)
-    with pytest.raises(ValueError, match="unknown loss"):
+    with pytest.raises(OptionError, match="unknown loss"):
         build_loss("hinge")
     assert isinstance(build_loss({"name": "ASL", "gamma_neg": 2.0}), AsymmetricLoss)

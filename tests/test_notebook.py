@@ -35,6 +35,7 @@ def outputs(executed: Path) -> str:
 def demo_dataset(synthetic_comp, tmp_path_factory) -> Path:
     """The demo's models: a linear head on BirdNET embeddings of the synthetic training clips (weak labels: BirdNET
     has never heard these species), exported as the Kaggle dataset (kit code, encoder, head, card)."""
+    from birdkit.heads.card import TrainConfig
     from birdkit.heads.train import train_head
     from birdkit.package.export import export
     from birdkit.store.embed import embed_split
@@ -42,8 +43,8 @@ def demo_dataset(synthetic_comp, tmp_path_factory) -> Path:
 
     tmp = tmp_path_factory.mktemp("demo_models")
     embed_split(synthetic_comp, "train_audio", tmp / "emb", workers=1, progress=False)
-    train_head(tmp / "emb", tmp / "models" / "lin", head="linear", labels=LabelSpec(folder="all"), epochs=30,
-               seed=0, progress=False, name="lin")  # fmt: skip
+    config = TrainConfig(head="linear", labels=LabelSpec(folder="all"), epochs=30, seed=0)
+    train_head(tmp / "emb", tmp / "models" / "lin", config, progress=False, name="lin")
     export([tmp / "models" / "lin"], tmp / "dataset", dataset_id=DATASET_ID)
     return tmp / "dataset"
 

@@ -77,4 +77,23 @@ def test_profile_command_prints_and_saves_the_table(minicomp, tmp_path, capsys):
 
 def test_profile_command_rejects_unknown_configurations(tmp_path, capsys):
     assert main(["profile", "--data-dir", str(tmp_path), "--only", "nonsense"]) == 2
-    assert "unknown configurations" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert "unknown configurations ['nonsense']" in err and "birdnet passthrough fast" in err  # and the known
+
+
+def test_configurations_come_from_what_the_encoders_declare():
+    """BirdNET declares its graph variants and a centre-window fastest option; the placeholder declares none."""
+    names = [c.name for c in configurations(passthrough=("birdnet", "placeholder"))]
+    assert names == [
+        "birdnet passthrough fast",
+        "birdnet passthrough centre fast",
+        "birdnet passthrough full-graph",
+        "birdnet passthrough centre full-graph",
+        "placeholder passthrough",
+    ]
+    full = next(c for c in configurations() if c.name == "birdnet passthrough centre full-graph")
+    assert full.windows == "centre" and full.encoder_options == {"fast": False}
+    assert [c.name for c in configurations(passthrough=("birdnet",), windows=False)] == [
+        "birdnet passthrough fast",
+        "birdnet passthrough full-graph",
+    ]

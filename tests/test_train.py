@@ -12,10 +12,14 @@ from torch import nn
 
 from birdkit import metrics
 from birdkit.cli.main import main
+from birdkit.errors import BirdkitError, OptionError
 from birdkit.heads import model as heads
-from birdkit.heads.train import fit, split_by_recording, train_head
+from birdkit.heads.card import ModelCard, TrainConfig
+from birdkit.heads.fit import fit
+from birdkit.heads.train import split_by_recording, train_head
 from birdkit.store import EmbeddingStore, FileRows, load
 from birdkit.store.labels import LabelSpec, label_store
+from birdkit.store.meta import StoreMeta
 from birdkit.workflows.sweep import plan, run_sweep
 
 SPECIES = ["s0", "s1", "s2", "s3"]
@@ -28,12 +32,9 @@ def toy_store(root, n_files: int = 24, windows: int = 6, dim: int = 8, seed: int
     centres = rng.normal(size=(len(SPECIES), dim)) * 3
     st = EmbeddingStore(root)
     st.open(
-        {
-            "encoder": {"name": "toy", "version": "1"},
-            "species": SPECIES,
-            "split": "train_audio",
-            "embedding_dim": dim,
-        }
+        StoreMeta(
+            encoder={"name": "toy", "version": "1"}, embedding_dim=dim, species=SPECIES, split="train_audio"
+        )
     )
     files = []
     for f in range(n_files):
@@ -88,7 +89,7 @@ def test_heads_are_plain_sequential_layers_in_the_documented_order():
     mlp.eval()
     assert mlp(torch.zeros(3, 16)).shape == (3, 5)
     assert heads.head_spec("linear", 16, 5, hidden=64, dropout=0.5)["hidden"] is None
-    with pytest.raises(ValueError, match="unknown head"):
+    with pytest.raises(OptionError, match="unknown head"):
         heads.head_spec("transformer", 16, 5)
 
 
@@ -96,10 +97,20 @@ def test_fit_is_reproducible_and_learns_separable_data():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 10)).astype(np.float32)
     y = np.stack([x[:, 0] > 0.5, x[:, 1] < -0.5, x[:, 2] + x[:, 3] > 1], axis=1)
-    spec = heads.head_spec("mlp", 10, 3, hidden=64, dropout=0.1)
-    kw = {"epochs": 8, "batch_size": 32, "lr": 5e-3, "seed": 3, "progress": False, "monitor": "roc_auc"}
-    r1 = fit(x[:300], y[:300], x[300:], y[300:], spec, {"name": "asl"}, **kw)
-    r2 = fit(x[:300], y[:300], x[300:], y[300:], spec, {"name": "asl"}, **kw)
+    config = TrainConfig(
+        loss="asl",
+        head="mlp",
+        hidden=64,
+        dropout=0.1,
+        epochs=8,
+        batch_size=32,
+        lr=5e-3,
+        seed=3,
+        monitor="roc_auc",
+    )
+    r1 = fit(x[:300], y[:300], x[300:], y[300:], config, progress=False)
+    r2 = fit(x[:300], y[:300], x[300:], y[300:], config, progress=False)
+    assert [type(m) for m in r1.head] == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Dropout, nn.Linear]
     for a, b in zip(r1.head.state_dict().values(), r2.head.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     auc = metrics.competition_score(y[300:], heads.predict_logits(r1.head, x[300:]))
@@ -112,10 +123,8 @@ def test_early_stopping_keeps_the_best_epoch():
     x = rng.normal(size=(300, 6)).astype(np.float32)
     y = np.stack([x[:, 0] > 0, x[:, 1] > 0], axis=1)
     # labels of validation flipped: the better the head fits training, the worse validation gets
-    r = fit(
-        x[:200], y[:200], x[200:], ~y[200:], heads.head_spec("linear", 6, 2), {"name": "bce"},
-        epochs=30, batch_size=16, lr=0.05, patience=3, progress=False,
-    )  # fmt: skip
+    config = TrainConfig(loss="bce", head="linear", epochs=30, batch_size=16, lr=0.05, patience=3)
+    r = fit(x[:200], y[:200], x[200:], ~y[200:], config, progress=False)
     assert len(r.history) == r.best_epoch + 3 < 30
     best_val = max(h["val_roc_auc"] for h in r.history)
     assert r.history[r.best_epoch - 1]["val_roc_auc"] == best_val
@@ -129,26 +138,27 @@ def test_early_stopping_keeps_the_best_epoch():
 def test_train_head_writes_the_model_folder_contract(tmp_path):
     emb = toy_store(tmp_path / "emb")
     label_store(emb, LabelSpec(folder="call"))
-    card = train_head(
-        tmp_path / "emb", tmp_path / "models" / "toy", loss="asl", epochs=30, lr=1e-2, seed=1, progress=False
-    )
+    config = TrainConfig(loss="asl", epochs=30, lr=1e-2, seed=1)
+    card = train_head(tmp_path / "emb", tmp_path / "models" / "toy", config, progress=False)
     folder = tmp_path / "models" / "toy"
-    assert json.loads((folder / "card.json").read_text()) == card
+    written = json.loads((folder / "card.json").read_text())
+    assert written == card.to_json()
     for key in ("name", "species", "encoder", "embedding_dim", "head", "loss", "labels", "hyperparameters"):
-        assert key in card
-    assert card["name"] == "toy" and card["species"] == SPECIES and card["seed"] == 1
-    assert card["encoder"] == {"name": "toy", "version": "1"}
-    assert card["head"] == {"kind": "linear", "in_dim": 8, "hidden": None, "dropout": 0.0, "out_dim": 4}
-    assert card["loss"] == {"name": "asl", "gamma_pos": 1.0, "gamma_neg": 4.0, "clip": 0.05}
-    assert card["labels"]["source"] == "labels.parquet" and card["labels"]["folder"] == "call"
-    assert card["data_fingerprint"].startswith("sha256:") and card["created_by"].startswith("birdkit ")
-    val = card["metrics"]["val"]
+        assert key in written
+    assert written["format"] == 2
+    assert card.name == "toy" and card.species == SPECIES and card.seed == 1
+    assert card.encoder == {"name": "toy", "version": "1"} and card.encoder_name == "toy"
+    assert card.head == {"kind": "linear", "in_dim": 8, "hidden": None, "dropout": 0.0, "out_dim": 4}
+    assert card.loss == {"name": "asl", "gamma_pos": 1.0, "gamma_neg": 4.0, "clip": 0.05}
+    assert card.labels["source"] == "labels.parquet" and card.labels["folder"] == "call"
+    assert card.data_fingerprint.startswith("sha256:") and card.created_by.startswith("birdkit ")
+    val = card.metrics["val"]
     assert val["roc_auc"] > 0.9 and 0 <= val["f1"] <= 1 and val["recordings"] == 5
-    assert card["metrics"]["train"]["recordings"] == 19
+    assert card.metrics["train"]["recordings"] == 19
     table = pd.read_csv(folder / "per_species_val.csv")
     assert table["species"].tolist() == SPECIES
     head, card2 = heads.load_head(folder)
-    assert card2 == card and not head.training
+    assert isinstance(card2, ModelCard) and card2 == card and not head.training
     x = load(tmp_path / "emb").embeddings[:5]
     state = torch.load(folder / "head.pt", weights_only=True)
     assert set(state) == {"0.weight", "0.bias"}
@@ -158,17 +168,21 @@ def test_train_head_writes_the_model_folder_contract(tmp_path):
 
 def test_fingerprint_follows_the_data_and_labels(tmp_path):
     toy_store(tmp_path / "emb")
-    kw = {"epochs": 1, "progress": False}
-    a = train_head(tmp_path / "emb", tmp_path / "m1", labels=LabelSpec(folder="none"), **kw)
-    b = train_head(tmp_path / "emb", tmp_path / "m2", labels=LabelSpec(folder="none"), **kw)
-    c = train_head(tmp_path / "emb", tmp_path / "m3", labels=LabelSpec(folder="all"), **kw)
-    assert a["data_fingerprint"] == b["data_fingerprint"] != c["data_fingerprint"]
-    assert a["labels"]["source"] == "computed"
+    none, weak = (
+        TrainConfig(epochs=1, labels=LabelSpec(folder="none")),
+        TrainConfig(epochs=1, labels=LabelSpec(folder="all")),
+    )
+    a = train_head(tmp_path / "emb", tmp_path / "m1", none, progress=False)
+    b = train_head(tmp_path / "emb", tmp_path / "m2", none, progress=False)
+    c = train_head(tmp_path / "emb", tmp_path / "m3", weak, progress=False)
+    assert a.data_fingerprint == b.data_fingerprint != c.data_fingerprint
+    assert a.labels["source"] == "computed"
 
 
 def test_load_head_names_the_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="card.json: missing"):
+    with pytest.raises(FileNotFoundError, match="card.json: missing") as err:
         heads.load_head(tmp_path)
+    assert isinstance(err.value, BirdkitError) and "birdkit train" in str(err.value)
 
 
 def test_cli_train_mlp_with_loss_params(tmp_path, capsys):
@@ -181,8 +195,8 @@ def test_cli_train_mlp_with_loss_params(tmp_path, capsys):
     assert card["loss"] == {"name": "sigmoidf1", "S": -1.0, "E": 0.0, "on": "probability"}
     assert card["head"]["hidden"] == 64 and card["labels"]["folder"] == "all"
     assert "val: ROC-AUC" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="no parameter 'gamma'"):
-        main(["train", str(tmp_path / "emb"), "--out", str(out), "--param", "gamma=2"])
+    assert main(["train", str(tmp_path / "emb"), "--out", str(out), "--param", "gamma=2"]) == 2
+    assert "no parameter 'gamma'" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------ sweep
@@ -208,7 +222,7 @@ def test_sweep_writes_one_results_table(tmp_path):
     )
     df = run_sweep(
         [tmp_path / "emb"], tmp_path / "sweep", grids=["loss"], tests=[tmp_path / "test"], truth=truth,
-        epochs=3, progress=False, max_runs=3,
+        config=TrainConfig(epochs=3), progress=False, max_runs=3,
     )  # fmt: skip
     assert len(df) == 3
     assert df["labels"].tolist() == ["y_hat", "y_hat", "y_species"]
@@ -225,15 +239,9 @@ def test_sweep_writes_one_results_table(tmp_path):
 
 @pytest.mark.shared
 def test_head_on_minicomp_embeddings_beats_chance(minicomp_train_store, tmp_path):
-    card = train_head(
-        minicomp_train_store,
-        tmp_path / "m",
-        loss="asl",
-        labels=LabelSpec(folder="call"),
-        seed=0,
-        progress=False,
-    )
-    val = card["metrics"]["val"]
+    config = TrainConfig(loss="asl", labels=LabelSpec(folder="call"), seed=0)
+    card = train_head(minicomp_train_store, tmp_path / "m", config, progress=False)
+    val = card.metrics["val"]
     table = pd.read_csv(tmp_path / "m" / "per_species_val.csv")
     # about half the validation species have no training positive (54 species, 124 clips): those sit at chance,
     # the ones the head has seen are nearly perfect

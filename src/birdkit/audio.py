@@ -8,14 +8,17 @@ taken from the *source* sample count, so resampling can never add or drop a row.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from birdkit.errors import BirdkitError
+from birdkit.errors import BirdkitError, OptionError
 
 CHUNK_SECONDS = 5
 # A trailing remainder shorter than this does not open a new chunk (guards 240.0004 s files against a 49th row).
@@ -106,12 +109,11 @@ def to_chunks(samples: np.ndarray, sample_rate: int, n_chunks: int) -> np.ndarra
 
 @dataclass(frozen=True)
 class ChunkedFile:
-    """A file cut into its competition rows at an encoder's rate."""
+    """A file cut into its competition rows, at one or several encoders' rates from a single decode."""
 
     path: Path
     row_ids: list[str]
-    chunks: np.ndarray  # [n_chunks, 5 * sample_rate] float32
-    sample_rate: int
+    by_rate: dict[int, np.ndarray]  # rate -> [n_chunks, 5 * rate] float32, in the order the rates were asked
     source_rate: int
     duration_s: float
 
@@ -119,24 +121,50 @@ class ChunkedFile:
     def stem(self) -> str:
         return self.path.stem
 
+    @property
+    def sample_rate(self) -> int:
+        """The first rate asked for (the only one, for a single encoder)."""
+        return next(iter(self.by_rate))
 
-def load_chunks(path: str | Path, sample_rate: int) -> ChunkedFile:
-    """Decode, resample and chunk one file: the audio stage's single entry point."""
+    @property
+    def chunks(self) -> np.ndarray:
+        """[n_chunks, 5 * sample_rate] float32 at :attr:`sample_rate`."""
+        return self.by_rate[self.sample_rate]
+
+
+Stage = Callable[[str], AbstractContextManager[Any]]
+
+
+def load_chunks(path: str | Path, rates: int | Iterable[int], stage: Stage = nullcontext) -> ChunkedFile:
+    """Decode one file once, then resample and chunk it at each of ``rates``: the audio stage's single entry
+    point (embed asks one rate, inference every rate its encoders need).
+
+    ``stage(name)`` wraps the ``decode`` and ``resample`` steps, so a caller can time them
+    (:meth:`birdkit.profile.StageTimes.stage`).
+    """
     p = Path(path)
-    d = decode(p)
+    wanted = [int(rates)] if isinstance(rates, int | np.integer) else [int(r) for r in rates]
+    if not wanted:
+        raise OptionError(f"{p}: load_chunks needs at least one sample rate (the encoders' rates)")
+    with stage("decode"):
+        d = decode(p)
     n = chunk_count(len(d.samples), d.sample_rate)
-    y = resample(d.samples, d.sample_rate, sample_rate)
-    return ChunkedFile(
-        p, row_ids(p.stem, n), to_chunks(y, sample_rate, n), sample_rate, d.sample_rate, d.duration_s
-    )
+    with stage("resample"):
+        by_rate = {r: to_chunks(resample(d.samples, d.sample_rate, r), r, n) for r in dict.fromkeys(wanted)}
+    return ChunkedFile(p, row_ids(p.stem, n), by_rate, d.sample_rate, d.duration_s)
+
+
+WRITE_FORMATS = {".ogg": ("OGG", "VORBIS"), ".flac": ("FLAC", "PCM_16"), ".wav": ("WAV", "PCM_16")}
 
 
 def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int, block_s: float = 1.0) -> None:
     """Write audio in ~1 s blocks: libsndfile 1.2 crashes on one long OGG Vorbis write."""
     p = Path(path)
-    fmt = {".ogg": ("OGG", "VORBIS"), ".flac": ("FLAC", "PCM_16"), ".wav": ("WAV", "PCM_16")}[
-        p.suffix.lower()
-    ]
+    fmt = WRITE_FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise AudioError(
+            p, f"cannot write {p.suffix or 'a file without suffix'}", f"use one of {', '.join(WRITE_FORMATS)}"
+        )
     block = max(1, int(block_s * sample_rate))
     tmp = p.with_name(p.name + ".tmp")
     with sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=1, format=fmt[0], subtype=fmt[1]) as f:

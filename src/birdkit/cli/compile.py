@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from birdkit.package.compile import QUANTIZE, SELECT_TF_OPS
+import numpy as np
+
+from birdkit.package.compile import DEFAULT_SIGNATURE, QUANTIZE, SELECT_TF_OPS
+from birdkit.package.errors import CompileError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,55 +18,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("saved_model", help="SavedModel folder (saved_model.pb + variables/)")
     p.add_argument("--out", required=True, help="output .tflite; its card goes beside it as .json")
-    p.add_argument("--signature", default="serving_default", help="signature to convert")
+    p.add_argument("--signature", default=DEFAULT_SIGNATURE, help="signature to convert")
     p.add_argument(
         "--quantize", choices=QUANTIZE, default="none", help="dynamic: int8 weights (dynamic range)"
     )
     p.add_argument(
-        "--select-tf-ops",
-        choices=SELECT_TF_OPS,
-        default="auto",
-        help="auto: builtins, falling back to SELECT_TF_OPS when an op has no builtin kernel",
+        "--select-tf-ops", choices=SELECT_TF_OPS, default="auto", help="auto: only where builtins fall short"
     )
     p.add_argument("--sample-rate", type=int, default=32_000, help="the encoder's input sample rate")
     p.add_argument("--labels", default=None, help="text file, one logit class per line (for species mapping)")
-    p.add_argument(
-        "--check",
-        default=None,
-        metavar="AUDIO",
-        help="audio file or folder: compare with the SavedModel (accuracy, speed) on its 5 s chunks",
-    )
+    p.add_argument("--check", metavar="AUDIO", help="audio file or folder: compare with the SavedModel on it")
     p.add_argument("--check-chunks", type=int, default=32, help="chunks to check on")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from birdkit.package.compile import CompileError, check_compiled, compile_saved_model, record_check
+    from birdkit.package.check import check_compiled, record_check
+    from birdkit.package.compile import compile_saved_model
 
-    classes = None
-    if args.labels:
-        classes = [ln.strip() for ln in Path(args.labels).read_text().splitlines() if ln.strip()]
-    try:
-        r = compile_saved_model(
-            args.saved_model,
-            args.out,
-            signature=args.signature,
-            quantize=args.quantize,
-            select_tf_ops=args.select_tf_ops,
-            sample_rate=args.sample_rate,
-            classes=classes,
-        )
-    except CompileError as exc:
-        print(f"birdkit compile: error: {exc}", file=sys.stderr)
-        return 2
+    options = {k: getattr(args, k) for k in ("signature", "quantize", "select_tf_ops", "sample_rate")}
+    r = compile_saved_model(args.saved_model, args.out, classes=_labels(args.labels), **options)
+    flex = ", ".join(r.flex_ops) if r.flex_ops else "none"
     print(
-        f"{r.path}: {r.size / 1e6:.2f} MB in {r.seconds:.1f} s, quantize {r.quantize}, "
-        f"select TF ops: {', '.join(r.flex_ops) if r.flex_ops else 'none'}"
+        f"{r.path}: {r.size / 1e6:.2f} MB in {r.seconds:.1f} s, quantize {r.quantize}, select TF ops: {flex}"
     )
     if r.select_tf_ops:
         print(
-            "  note: this graph needs an interpreter with the Flex delegate (tf.lite.Interpreter in a TensorFlow "
-            "build that links it, as on Kaggle); ai_edge_litert cannot run it"
+            "  note: this graph needs an interpreter with the Flex delegate (tf.lite.Interpreter in a "
+            "TensorFlow build that links it, as on Kaggle); ai_edge_litert cannot run it"
         )
     if args.check:
         chunks = _check_chunks(Path(args.check), args.sample_rate, args.check_chunks)
@@ -77,10 +58,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_chunks(path: Path, sample_rate: int, n: int):
-    """Up to ``n`` 5 s chunks from an audio file or the files of a folder, at the encoder's rate."""
-    import numpy as np
+def _labels(path: str | None) -> list[str] | None:
+    """The logit classes, one per line of ``--labels``."""
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise CompileError(f"--labels {path}: no such file; give a text file with one class per line")
+    return [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
 
+
+def _check_chunks(path: Path, sample_rate: int, n: int) -> np.ndarray:
+    """Up to ``n`` 5 s chunks from an audio file or the files of a folder, at the encoder's rate."""
     from birdkit.audio import AUDIO_SUFFIXES, load_chunks
 
     files = (
@@ -92,5 +80,5 @@ def _check_chunks(path: Path, sample_rate: int, n: int):
         if sum(len(c) for c in got) >= n:
             break
     if not got:
-        raise SystemExit(f"{path}: no audio to check on")
+        raise CompileError(f"--check {path}: no audio to check on; give an audio file or a folder of them")
     return np.concatenate(got)[:n]

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 
 from birdkit.competition import SPLITS
+from birdkit.encoders.options import add_encoder_arguments, encoder_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("embed", help="audio -> embedding store (Parquet), resumable")
     p.add_argument("data_dir", help="competition folder (BirdCLEF layout)")
-    p.add_argument("--encoder", default="birdnet")
+    add_encoder_arguments(p)
     p.add_argument("--split", default="train_audio", choices=SPLITS)
     p.add_argument("--out", required=True, help="store folder; an existing one resumes")
     p.add_argument("--workers", type=int, default=1, help="encoder processes")
-    p.add_argument("--windows", default=None, help="BirdNET window scheme: paper (default) or centre")
     p.add_argument("--limit", type=int, default=None, help="first N files only")
     p.add_argument(
         "--shard-files", type=int, default=64, help="files per Parquet shard (what a kill can cost)"
@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from birdkit.store.embed import embed_split
 
-    options = {"windows": args.windows} if args.windows else {}
+    options = encoder_options(args)
     r = embed_split(
         args.data_dir,
         args.split,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -42,7 +41,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from birdkit.explore.errors import ExploreError
     from birdkit.explore.report import ExploreOptions, explore
 
     opt = ExploreOptions(
@@ -64,11 +62,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
     )
-    try:
-        r = explore(args.stores, args.out, opt)
-    except ExploreError as exc:
-        print(f"birdkit explore: error: {exc}", file=sys.stderr)
-        return 2
+    r = explore(args.stores, args.out, opt)
     print(f"{r.report}: {len(r.figures)} figures, {len(r.tables)} tables in {r.seconds:.1f} s")
     for ds, share in r.summary.get("call_share", {}).items():
         print(f"  {ds}: {100 * share:.1f}% of windows with a call")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from birdkit.package.export import DEFAULT_LICENSE, DEFAULT_TITLE
 
@@ -26,19 +25,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("models", nargs="+", help="model folders (head.pt + card.json), or a folder of them")
     p.add_argument("--out", default="submission/dataset", help="dataset folder to (re)write")
     p.add_argument(
-        "--id",
-        dest="dataset_id",
-        default=None,
-        help="Kaggle dataset id OWNER/SLUG (default: your Kaggle username / birdkit-models)",
+        "--id", dest="dataset_id", metavar="OWNER/SLUG", help="default: your Kaggle name/birdkit-models"
     )
     p.add_argument("--title", default=DEFAULT_TITLE, help="dataset title, 6-50 characters")
     p.add_argument(
-        "--license", default=DEFAULT_LICENSE, help="one Kaggle licence name (BirdNET is CC BY-NC-SA 4.0)"
+        "--license", dest="license_name", metavar="NAME", default=DEFAULT_LICENSE, help="one licence"
     )
     p.add_argument(
-        "--parity-store",
-        default=None,
-        help="embedding store to check TFLite = PyTorch on (default: each card's training store)",
+        "--parity-store", help="store to check TFLite = PyTorch on (default: each card's training store)"
     )
     p.add_argument(
         "--encoder",
@@ -51,25 +45,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from birdkit.kaggle import KaggleError
-    from birdkit.package.compile import CompileError
-    from birdkit.package.export import ExportError, export
+    from birdkit.package.export import export
 
     compiled, names = parse_encoders(args.encoder)
-    try:
-        r = export(
-            args.models,
-            args.out,
-            dataset_id=args.dataset_id,
-            title=args.title,
-            license_name=args.license,
-            parity_store=args.parity_store,
-            encoders=compiled,
-            include_encoders=names,
-        )
-    except (ExportError, KaggleError, CompileError) as exc:
-        print(f"birdkit export: error: {exc}", file=sys.stderr)
-        return 2
+    options = {k: getattr(args, k) for k in ("dataset_id", "title", "license_name", "parity_store")}
+    r = export(args.models, args.out, encoders=compiled, include_encoders=names, **options)
     for h in r.heads:
         print(
             f"heads/{h.name}.tflite: {h.in_dim} -> {h.out_dim} logits on {h.encoder}, parity max |diff| "

@@ -47,9 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from birdkit.infer import run_inference
+    from birdkit.infer import InferConfig, run_inference
 
-    r = run_inference(
+    config = InferConfig(
         args.data_dir,
         args.out,
         models=args.models,
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         overlap=not args.no_overlap,
         progress=not args.quiet,
     )
+    r = run_inference(config)
     print(f"{r.submission}: {len(r.frame)} rows x {r.frame.shape[1] - 1} species")
     print(r.profile.summary())
     print(r.table)

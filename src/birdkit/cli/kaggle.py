@@ -27,21 +27,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     u.add_argument("-m", "--message", default="birdkit export", help="version notes")
     u.add_argument(
-        "--create",
-        dest="mode",
-        action="store_const",
-        const="create",
-        default="auto",
-        help="force `datasets create`",
+        "--create", dest="mode", action="store_const", const="create", help="force `datasets create`"
     )
     u.add_argument(
-        "--new-version", dest="mode", action="store_const", const="version", help="force `datasets version`"
+        "--new-version", dest="mode", action="store_const", const="version", help="force `version`"
     )
     u.add_argument("--public", action="store_true", help="create the dataset public (default private)")
     u.add_argument(
         "--dry-run", action="store_true", help="print the kaggle command and files, upload nothing"
     )
-    u.set_defaults(run=run_publish)
+    u.set_defaults(run=run_publish, mode="auto")
 
     k = ks.add_parser(
         "push", help="write kernel-metadata.json beside the inference notebook; kaggle kernels push"
@@ -57,18 +52,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     k.set_defaults(run=run_push)
 
 
-def _fail(exc: Exception) -> int:
-    print(f"birdkit kaggle: error: {exc}", file=sys.stderr)
-    return 2
-
-
 def run_download(args: argparse.Namespace) -> int:
-    from birdkit.kaggle import KaggleError, download
+    from birdkit.kaggle.download import download
 
-    try:
-        r = download(args.out, args.competition, dry_run=args.dry_run, keep_zip=args.keep_zip)
-    except KaggleError as exc:
-        return _fail(exc)
+    r = download(args.out, args.competition, dry_run=args.dry_run, keep_zip=args.keep_zip)
     if args.dry_run:
         return 0
     print(f"{r.out}: {r.extracted} files extracted, {r.skipped} already there")
@@ -80,31 +67,19 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    from birdkit.kaggle import KaggleError, publish
+    from birdkit.kaggle import publish
 
-    try:
-        r = publish(args.dataset, args.message, mode=args.mode, public=args.public, dry_run=args.dry_run)
-    except KaggleError as exc:
-        return _fail(exc)
+    r = publish(args.dataset, args.message, mode=args.mode, public=args.public, dry_run=args.dry_run)
     if r.ran:
         print(f"published {r.dataset_id} ({r.action}): https://www.kaggle.com/datasets/{r.dataset_id}")
     return 0
 
 
 def run_push(args: argparse.Namespace) -> int:
-    from birdkit.kaggle import KaggleError, push
+    from birdkit.kaggle import push
 
-    try:
-        r = push(
-            args.dataset,
-            args.kernel_dir,
-            notebook=args.notebook,
-            kernel_id=args.kernel_id,
-            title=args.title,
-            dry_run=args.dry_run,
-        )
-    except KaggleError as exc:
-        return _fail(exc)
+    options = {k: getattr(args, k) for k in ("notebook", "kernel_id", "title", "dry_run")}
+    r = push(args.dataset, args.kernel_dir, **options)
     if r.ran:
         print(f"pushed {r.kernel_id}: https://www.kaggle.com/code/{r.kernel_id}")
     return 0

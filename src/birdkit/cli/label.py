@@ -49,10 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from birdkit.store import load
     from birdkit.store.labels import LabelSpec, label_store
 
-    try:
-        spec = LabelSpec(threshold=args.threshold, folder=args.folder_labels, secondary=args.secondary_labels)
-    except ValueError as exc:
-        raise SystemExit(f"birdkit label: error: {exc}") from exc
+    spec = LabelSpec(threshold=args.threshold, folder=args.folder_labels, secondary=args.secondary_labels)
     emb = load(args.emb_dir)
     path, summary = label_store(emb, spec)
     print(f"{path}: labels {spec.name} (threshold {spec.threshold}, folder labels: {spec.folder})")

@@ -12,13 +12,17 @@ from birdkit.errors import BirdkitError
 # Sub-commands in pipeline order; each module has add_parser(subparsers) and run(args) -> int.
 COMMANDS = [
     "demo",
+    "mix",
+    "ssl",
     "embed",
     "label",
     "train",
     "sweep",
+    "tune",
     "export",
     "compile",
     "infer",
+    "score",
     "profile",
     "explore",
     "kaggle",

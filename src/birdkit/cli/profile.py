@@ -25,18 +25,9 @@ def run(args: argparse.Namespace) -> int:
 
     from birdkit.io import atomic_write_bytes
     from birdkit.profile import table
-    from birdkit.workflows.profile import configurations, profile_configurations
+    from birdkit.workflows.profile import configurations, profile_configurations, select
 
-    configs = configurations(args.models)
-    if args.only:
-        wanted = {s.strip() for s in args.only.split(",")}
-        unknown = wanted - {c.name for c in configs}
-        if unknown:
-            print(
-                f"birdkit profile: error: unknown configurations {sorted(unknown)}; known: {[c.name for c in configs]}"
-            )
-            return 2
-        configs = [c for c in configs if c.name in wanted]
+    configs = select(configurations(args.models), args.only)
     profiles = profile_configurations(
         args.data_dir, args.models, args.files, args.workers, args.out, args.split, configs, progress=True
     )

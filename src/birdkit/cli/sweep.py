@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from birdkit.cli.train import add_training_options, read_truth, training_kwargs
+from birdkit.cli.train import add_config_options, add_test_options, config_from_args, read_truth
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,18 +24,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated folder-label modes to cross with (none: ŷ, call: ŷ_species, all: weak labels)",
     )
     p.add_argument("--max-runs", type=int, default=None, help="stop after the first N runs of the plan")
-    add_training_options(p)
+    add_config_options(p, "training")  # the grids set the head, loss and labels
+    add_test_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except ValueError as exc:  # a bad option value: say which, no traceback
-        raise SystemExit(f"birdkit sweep: error: {exc}") from exc
-
-
-def _run(args: argparse.Namespace) -> int:
     from birdkit.workflows.sweep import run_sweep
 
     grids = [g.strip() for g in args.grids.split(",") if g.strip()]
@@ -43,12 +37,12 @@ def _run(args: argparse.Namespace) -> int:
     df = run_sweep(
         args.emb_dirs,
         args.out,
+        config_from_args(args),
         grids=grids,
         label_modes=modes,
         tests=args.test_store,
         truth=read_truth(args),
         max_runs=args.max_runs,
-        **training_kwargs(args),
     )
     print(f"{args.out}/results.csv, results.md: {len(df)} runs")
     cols = [c for c in ("name", "val_f1", "val_roc_auc", "test_roc_auc") if c in df and df[c].notna().any()]

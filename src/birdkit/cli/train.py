@@ -1,10 +1,20 @@
-"""`birdkit train EMB_DIR --loss asl --head linear --out models/NAME`."""
+"""`birdkit train EMB_DIR --loss asl --head linear --out models/NAME`.
+
+The training options are generated from :class:`~birdkit.heads.card.TrainConfig`'s fields (their help text
+is kept there); an option not given stays out of the namespace, so the defaults live in the dataclass alone.
+"""
 
 from __future__ import annotations
 
 import argparse
+import types
+import typing
+from dataclasses import MISSING, fields
+from typing import Any
 
 from birdkit.cli.label import add_label_options
+from birdkit.errors import OptionError
+from birdkit.heads.card import TrainConfig
 
 
 def parse_params(items: list[str] | None) -> dict:
@@ -13,7 +23,7 @@ def parse_params(items: list[str] | None) -> dict:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--param {item!r}: expected KEY=VALUE, e.g. --param gamma_neg=2")
+            raise OptionError(f"--param {item!r}: expected KEY=VALUE, e.g. --param gamma_neg=2")
         try:
             out[key.strip()] = float(value)
         except ValueError:
@@ -21,22 +31,43 @@ def parse_params(items: list[str] | None) -> dict:
     return out
 
 
-def add_training_options(p: argparse.ArgumentParser) -> None:
-    """Optimisation options shared with `birdkit sweep`."""
-    g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=20)
-    g.add_argument("--batch-size", type=int, default=None, help="default: n_train/20 within [32, 1000]")
-    g.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
-    g.add_argument("--weight-decay", type=float, default=0.0)
-    g.add_argument(
-        "--patience", type=int, default=5, help="epochs without improvement before stopping; 0: never"
-    )
-    g.add_argument(
-        "--monitor", choices=("roc_auc", "f1", "loss"), default="roc_auc", help="validation metric"
-    )
-    g.add_argument("--val-fraction", type=float, default=0.2, help="share of recordings held out")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--threads", type=int, default=None, help="torch threads (default: min(2, cores))")
+def _value_type(annotation: Any) -> type:
+    """``int | None`` -> int: what argparse converts the option's text to."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if isinstance(annotation, types.UnionType) and len(args) == 1:
+        return args[0]
+    return typing.get_origin(annotation) or annotation
+
+
+def add_config_options(p: argparse.ArgumentParser, group: str, title: str | None = None) -> None:
+    """One option per TrainConfig field of ``group`` (``model`` or ``training``), named ``--field-name``."""
+    hints = typing.get_type_hints(TrainConfig)
+    g = p.add_argument_group(title or group)
+    for f in fields(TrainConfig):
+        if f.metadata.get("group") != group:
+            continue
+        kind = _value_type(hints[f.name])
+        shown = "" if f.default is MISSING or f.default is None else f" (default: {f.default})"
+        kwargs: dict[str, Any] = {"help": f.metadata["help"] + shown, "default": argparse.SUPPRESS}
+        if kind is dict:  # KEY=VALUE pairs, repeatable
+            kwargs.update(action="append", metavar=f.metadata.get("metavar"))
+        else:
+            kwargs.update(type=kind, choices=f.metadata.get("choices"))
+        g.add_argument(f.metadata.get("flag") or "--" + f.name.replace("_", "-"), dest=f.name, **kwargs)
+
+
+def config_from_args(args: argparse.Namespace, **given: Any) -> TrainConfig:
+    """The TrainConfig of the options on the command line (plus ``given``); the rest keep their defaults."""
+    for f in fields(TrainConfig):
+        if f.name in vars(args) and f.name not in given:
+            value = getattr(args, f.name)
+            given[f.name] = parse_params(value) if isinstance(value, list) else value
+    return TrainConfig(**given)
+
+
+def add_test_options(p: argparse.ArgumentParser) -> None:
+    """Held-out windows to score each head on (shared with `birdkit sweep`)."""
+    g = p.add_argument_group("held-out scoring")
     g.add_argument(
         "--test-store",
         nargs="+",
@@ -48,25 +79,11 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def training_kwargs(args: argparse.Namespace) -> dict:
-    return {
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "weight_decay": args.weight_decay,
-        "patience": args.patience,
-        "monitor": args.monitor,
-        "val_fraction": args.val_fraction,
-        "seed": args.seed,
-        "threads": args.threads,
-    }
-
-
 def read_truth(args: argparse.Namespace):
     import pandas as pd
 
     if args.test_store and not args.truth:
-        raise SystemExit("--test-store needs --truth (the row_id,labels CSV, e.g. test_labels_5s.csv)")
+        raise OptionError("--test-store needs --truth (the row_id,labels CSV, e.g. test_labels_5s.csv)")
     if not args.truth:
         return None
     return pd.read_csv(args.truth, dtype={"labels": str}, keep_default_na=False)
@@ -77,68 +94,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("emb_dir", help="embedding store folder (labels.parquet from `birdkit label` if present)")
     p.add_argument("--out", required=True, help="model folder, e.g. models/birdnet-asl")
     p.add_argument("--name", default=None, help="model name in the card (default: the folder name)")
-    p.add_argument("--loss", choices=("bce", "asl", "sigmoidf1", "focal"), default="asl")
-    p.add_argument(
-        "--param",
-        action="append",
-        metavar="KEY=VALUE",
-        help="loss parameter, repeatable: asl gamma_pos (1) gamma_neg (4) clip (0.05); "
-        "sigmoidf1 S (-30) E (0) on (probability|logits); focal gamma (2) alpha (-1: none)",
-    )
-    p.add_argument("--head", choices=("linear", "mlp"), default="linear")
-    p.add_argument("--hidden", type=int, default=None, help="mlp hidden units (64, 128, 256; default 256)")
-    p.add_argument("--dropout", type=float, default=0.0, help="mlp dropout")
-    p.add_argument(
-        "--init",
-        choices=("random", "birdnet"),
-        default="random",
-        help="linear heads on BirdNET stores: start from BirdNET's own classifier rows",
-    )
+    add_config_options(p, "model", "head and loss")
     add_label_options(p, defaults=False)
-    add_training_options(p)
+    add_config_options(p, "training")
+    add_test_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except ValueError as exc:  # a bad option value: say which, no traceback
-        raise SystemExit(f"birdkit train: error: {exc}") from exc
-
-
-def _run(args: argparse.Namespace) -> int:
     from birdkit.heads.train import train_head
     from birdkit.store.labels import LabelSpec
 
-    spec = None
+    labels = None
     if any(v is not None for v in (args.threshold, args.folder_labels, args.secondary_labels)):
-        spec = LabelSpec(
+        labels = LabelSpec(
             threshold=0.5 if args.threshold is None else args.threshold,
             folder=args.folder_labels or "call",
             secondary=bool(args.secondary_labels),
         )
+    config = config_from_args(args, labels=labels)
     truth = read_truth(args)
     if len(args.test_store) > 1:
-        raise SystemExit("birdkit train: error: give one --test-store (birdkit sweep takes one per encoder)")
+        raise OptionError("--test-store: give one (birdkit sweep takes one per encoder)")
     test = (args.test_store[0], truth) if args.test_store else None
-    card = train_head(
-        args.emb_dir,
-        args.out,
-        loss=args.loss,
-        loss_params=parse_params(args.param),
-        head=args.head,
-        hidden=args.hidden,
-        dropout=args.dropout,
-        labels=spec,
-        test=test,
-        name=args.name,
-        init=args.init,
-        **training_kwargs(args),
-    )
-    m = card["metrics"]
-    lab = card["labels"]
+    card = train_head(args.emb_dir, args.out, config, test=test, name=args.name)
+    m, lab = card.metrics, card.labels
     print(
-        f"{args.out}: {card['head']['kind']} head, {card['loss']['name']} loss, labels {lab['folder']} "
+        f"{args.out}: {card.head['kind']} head, {card.loss['name']} loss, labels {lab['folder']} "
         f"(threshold {lab['threshold']}, {lab['source']}); best epoch {m['best_epoch']} of {m['epochs_run']}, "
         f"{m['train_seconds']:.1f} s"
     )

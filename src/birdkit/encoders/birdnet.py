@@ -184,7 +184,11 @@ class BirdNET:
         self, graph: bytes, logits: str, row_shape: tuple[int, ...], batch: int
     ) -> runtime.FixedBatchRunner:
         return runtime.FixedBatchRunner(
-            graph, batch, outputs=[EMBEDDING_TENSOR, logits], input_shape=row_shape, num_threads=self.num_threads
+            graph,
+            batch,
+            outputs=[EMBEDDING_TENSOR, logits],
+            input_shape=row_shape,
+            num_threads=self.num_threads,
         )
 
     @staticmethod

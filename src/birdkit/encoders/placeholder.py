@@ -54,7 +54,9 @@ class Placeholder:
         quarters = x.reshape(x.shape[0], 4, -1)
         spec = np.abs(np.fft.rfft(quarters, axis=-1)) ** 2
         edges = np.linspace(0, spec.shape[-1], self.bands + 1).astype(int)
-        energy = np.stack([spec[..., a:b].mean(axis=-1) for a, b in zip(edges[:-1], edges[1:], strict=True)], -1)
+        energy = np.stack(
+            [spec[..., a:b].mean(axis=-1) for a, b in zip(edges[:-1], edges[1:], strict=True)], -1
+        )
         log_e = np.log10(energy + 1e-10).astype(np.float32)  # [n, 4, bands]
         emb = log_e.reshape(x.shape[0], -1)
         peak = log_e.max(axis=1)  # [n, bands]

@@ -18,6 +18,8 @@ ENCODERS: dict[str, str] = {
     "birdnet": "birdkit.encoders.birdnet:BirdNET",
     # a compiled Perch-style graph (5 s at 32 kHz -> embedding, logits); needs model_path=...
     "perch": "birdkit.encoders.tflite:TFLiteEncoder",
+    # our own self-supervised encoder (birdkit ssl pretrain); needs model_path=...
+    "ssl": "birdkit.encoders.ssl:SSLEncoder",
     # deterministic and tiny: for tests and dry runs without any model file
     "placeholder": "birdkit.encoders.placeholder:Placeholder",
 }

@@ -111,4 +111,6 @@ class TFLiteEncoder:
                 f"{self.model_path.name}: expects chunks [n, {self.n_samples}], got {list(chunks.shape)}"
             )
         outs = self._runner.run(chunks)
-        return EncoderOutputs(outs[0], outs[1] if self._logits_name else np.zeros((len(chunks), 0), np.float32))
+        return EncoderOutputs(
+            outs[0], outs[1] if self._logits_name else np.zeros((len(chunks), 0), np.float32)
+        )

@@ -1,7 +1,8 @@
 """Exploration of embedding stores: the paper's exploratory analysis and the SSL poster's cluster analysis.
 
 ``explore(stores, out, ExploreOptions())`` (in `report`) writes ``report.md`` with PNG figures and CSV/Parquet
-tables. Modules, one concern each:
+tables; ``options`` holds its knobs and ``sections`` one module per part of the report. The analyses it draws
+on, one concern each:
 
 ``datasets``       stores -> `Dataset` per (encoder, split); window labels (folder species or pseudo-label)
 ``frequency``      species counts, call share, top-N table, ranked-frequency plot (Table 1, Figure 2)

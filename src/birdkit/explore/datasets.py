@@ -16,7 +16,7 @@ import pandas as pd
 from birdkit import store
 from birdkit.competition import SPLITS
 from birdkit.explore.errors import ExploreError
-from birdkit.store import labels
+from birdkit.store import StoreMeta, labels
 
 TRAIN_SPLIT = "train_audio"
 
@@ -63,7 +63,7 @@ def load_datasets(paths: list[str | Path]) -> list[Dataset]:
     describes: dict[str, dict] = {}
     for p in paths:
         e = store.load(p)
-        name = _encoder_name(e.meta.get("encoder") or {}, describes)
+        name = _distinct_name(e.meta, describes)
         split = _split(e)
         if (name, split) in seen:
             raise ExploreError(
@@ -82,20 +82,18 @@ def load_datasets(paths: list[str | Path]) -> list[Dataset]:
     )
 
 
-def _encoder_name(enc: dict | str, describes: dict[str, dict | str]) -> str:
+def _distinct_name(meta: StoreMeta, describes: dict[str, dict]) -> str:
     """The encoder's name; two differently configured runs of one encoder get `name#2` and are compared."""
-    base = str(enc.get("name", "encoder")) if isinstance(enc, dict) else str(enc)
-    name, i = base, 2
-    while name in describes and describes[name] != enc:
-        name, i = f"{base}#{i}", i + 1
-    describes[name] = enc
+    name, i = meta.encoder_name, 2
+    while name in describes and describes[name] != meta.encoder:
+        name, i = f"{meta.encoder_name}#{i}", i + 1
+    describes[name] = meta.encoder
     return name
 
 
 def _split(e: store.Embeddings) -> str:
-    split = e.meta.get("split")
-    if split:
-        return str(split)
+    if e.meta.split:
+        return e.meta.split
     return str(e.frame["split"].iloc[0]) if len(e.frame) else "unknown"
 
 
@@ -109,14 +107,6 @@ def pseudo_labels(logits: np.ndarray, y_hat: np.ndarray, species: list[str]) -> 
     best = np.argmax(masked, axis=1)
     sp = np.asarray(species, dtype=object)
     return np.where(y_hat.any(axis=1), sp[best], None)
-
-
-def window_labels(ds: Dataset, threshold: float) -> np.ndarray:
-    """Folder species for train windows, else the pseudo-label; None for soundscape windows without a call."""
-    pseudo = pseudo_labels(ds.logits, ds.predicted(threshold), ds.species)
-    folder = ds.frame["primary_label"].to_numpy(dtype=object)
-    has_folder = np.array([isinstance(v, str) and v != "" for v in folder])
-    return np.where(has_folder, folder, pseudo)
 
 
 def by_recording(ds: Dataset) -> Dataset:
@@ -135,3 +125,39 @@ def by_recording(ds: Dataset) -> Dataset:
     frame["end_s"] = g["end_s"].max().to_numpy()
     frame["row_id"] = frame["file"]
     return replace(ds, frame=frame, embeddings=emb, logits=logits, level="recording")
+
+
+def label_source(datasets: list[Dataset]) -> list[Dataset]:
+    """The stores whose logits label every section: the first encoder that has logits (the surrogate)."""
+    for enc in encoders(datasets):
+        group = [d for d in datasets if d.encoder == enc]
+        if any(d.has_logits() for d in group):
+            return group
+    return []
+
+
+def _key(frame: pd.DataFrame) -> pd.Index:
+    return pd.MultiIndex.from_arrays([frame["file"].astype(str), frame["start_s"].astype(np.float64)])
+
+
+def labels_and_calls(ds: Dataset, source: list[Dataset], threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: folder species or pseudo-label (None: no call), and whether the surrogate hears a call.
+
+    A store without logits (e.g. a general audio encoder) borrows the surrogate's predictions for the same
+    windows, matched on file and start, as the paper labels EnCodec windows with the Bird Vocalization model.
+    """
+    src = next((s for s in source if s.split == ds.split), None)
+    if ds.has_logits() or src is None:
+        y_hat = ds.predicted(threshold)
+        pseudo = pseudo_labels(ds.logits, y_hat, ds.species)
+    else:
+        if ds.level == "recording" and src.level != "recording":
+            src = by_recording(src)
+        idx = _key(src.frame).get_indexer(_key(ds.frame))
+        y_src = src.predicted(threshold)
+        pseudo_src = pseudo_labels(src.logits, y_src, src.species)
+        y_hat = np.where((idx >= 0)[:, None], y_src[np.maximum(idx, 0)], False)
+        pseudo = np.where(idx >= 0, pseudo_src[np.maximum(idx, 0)], None)
+    folder = ds.frame["primary_label"].to_numpy(dtype=object)
+    has_folder = np.array([isinstance(v, str) and v != "" for v in folder])
+    return np.where(has_folder, folder, pseudo), labels.has_call(y_hat)

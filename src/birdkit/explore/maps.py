@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from birdkit.errors import OptionError
 from birdkit.explore.errors import ExploreError
 from birdkit.explore.figures import message_axes, plt, save
 
@@ -34,7 +35,7 @@ def finite_columns(x: np.ndarray) -> np.ndarray:
 def check_method(method: str) -> None:
     """Fail before any work when the projection's package is missing."""
     if method not in METHODS:
-        raise ExploreError(f"projection {method!r}: choose one of {', '.join(METHODS)}")
+        raise OptionError(f"--projection {method!r}: choose one of {', '.join(METHODS)}")
     if method == "umap":
         try:
             import umap  # noqa: F401

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from birdkit.encoders.base import encoder_name
+from birdkit.errors import BirdkitError, OptionError
 from birdkit.store.labels import LabelSpec
 
 SCHEMA_VERSION = 2
@@ -24,30 +25,60 @@ MONITORS = ("roc_auc", "f1", "loss")
 INITS = ("random", "birdnet")
 
 
+class ModelError(BirdkitError):
+    """A model folder that cannot be used; the message names the file and the fix."""
+
+
+class ModelNotFoundError(ModelError, FileNotFoundError):
+    """A model folder without its card or weights."""
+
+
+def _option(default: Any = None, help: str = "", group: str = "training", **cli: Any) -> Any:
+    """A TrainConfig field with its help text and how the CLI offers it (``cli/train.py`` reads these)."""
+    meta = {"help": help, "group": group, **cli}
+    if callable(default):
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every training hyperparameter, in one place: the CLI, the sweep and the card are built from it."""
+    """Every training hyperparameter, in one place: the CLI options, the sweep's runs and the card's
+    ``hyperparameters`` are all built from these fields (``group``: which CLI option group offers one;
+    ``labels`` comes from `birdkit label`'s options)."""
 
-    loss: str = "asl"
-    loss_params: dict[str, Any] = field(default_factory=dict)  # overrides of the loss's defaults
-    head: str = "linear"
-    hidden: int | None = None
-    dropout: float = 0.0
-    labels: LabelSpec | None = None  # None: the store's labels.parquet, else the default LabelSpec
-    epochs: int = 20
-    batch_size: int | None = None  # None: auto (about 20 steps an epoch, at most the paper's 1,000)
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    patience: int = 5
-    monitor: str = "roc_auc"
-    val_fraction: float = 0.2
-    seed: int = 0
-    threads: int | None = None
-    init: str = "random"
+    loss: str = _option("asl", "the loss, as in the paper's section 5.4", "model", choices=LOSSES)
+    loss_params: dict[str, Any] = _option(
+        dict,
+        "loss parameter, repeatable: asl gamma_pos (1) gamma_neg (4) clip (0.05); "
+        "sigmoidf1 S (-30) E (0) on (probability|logits); focal gamma (2) alpha (-1: none)",
+        "model",
+        flag="--param",
+        metavar="KEY=VALUE",
+    )
+    head: str = _option("linear", "head on the embeddings", "model", choices=HEAD_KINDS)
+    hidden: int | None = _option(None, "mlp hidden units (64, 128, 256; default 256)", "model")
+    dropout: float = _option(0.0, "mlp dropout", "model")
+    init: str = _option(
+        "random",
+        "linear heads on BirdNET stores: start from BirdNET's own classifier rows",
+        "model",
+        choices=INITS,
+    )
+    labels: LabelSpec | None = _option(
+        None, "None: the store's labels.parquet, else the default LabelSpec", "labels"
+    )
+    epochs: int = _option(20, "training epochs; early stopping may end sooner")
+    batch_size: int | None = _option(None, "default: n_train/20 within [32, 1000]")
+    lr: float = _option(2e-3, "Adam learning rate")
+    weight_decay: float = _option(0.0, "Adam weight decay")
+    patience: int = _option(5, "epochs without improvement before stopping; 0: never")
+    monitor: str = _option("roc_auc", "validation metric that picks the best epoch", choices=MONITORS)
+    val_fraction: float = _option(0.2, "share of recordings held out for validation")
+    seed: int = _option(0, "seed of the split, the initial weights and the batch order")
+    threads: int | None = _option(None, "torch threads (default: 1 for small heads, else min(2, cores))")
 
     def __post_init__(self) -> None:
-        from birdkit.errors import OptionError
-
         checks = [
             (self.loss.lower() in LOSSES, f"--loss {self.loss!r}: choose one of {', '.join(LOSSES)}"),
             (self.head in HEAD_KINDS, f"--head {self.head!r}: choose one of {', '.join(HEAD_KINDS)}"),
@@ -57,11 +88,14 @@ class TrainConfig:
             (0.0 <= self.val_fraction < 1.0, f"--val-fraction {self.val_fraction}: must lie in [0, 1)"),
             (self.lr > 0 and math.isfinite(self.lr), f"--lr {self.lr}: must be a positive number"),
             (self.patience >= 0, f"--patience {self.patience}: must be 0 (never stop early) or more"),
-            (self.batch_size is None or self.batch_size >= 1, f"--batch-size {self.batch_size}: must be >= 1"),
+            (
+                self.batch_size is None or self.batch_size >= 1,
+                f"--batch-size {self.batch_size}: must be 1 or more",
+            ),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise OptionError(msg)
+        problems = [msg for ok, msg in checks if not ok]
+        if problems:
+            raise OptionError("; ".join(problems))
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

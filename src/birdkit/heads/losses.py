@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOSSES = ("bce", "asl", "sigmoidf1", "focal")
+from birdkit.errors import OptionError
+from birdkit.heads.card import LOSSES
 
 # Defaults per loss; a model card records the full set actually used.
 DEFAULTS: dict[str, dict] = {
@@ -129,8 +130,8 @@ class AsymmetricLoss(nn.Module):
     def __init__(self, gamma_pos: float = 1.0, gamma_neg: float = 4.0, clip: float = 0.05) -> None:
         super().__init__()
         if gamma_pos < 0 or gamma_neg < 0 or not 0.0 <= clip < 1.0:
-            raise ValueError(
-                f"ASL needs gamma_pos, gamma_neg >= 0 and 0 <= clip < 1, got {gamma_pos, gamma_neg, clip}"
+            raise OptionError(
+                f"--param: ASL needs gamma_pos, gamma_neg >= 0 and 0 <= clip < 1, got {gamma_pos, gamma_neg, clip}"
             )
         self.gamma_pos = float(gamma_pos)
         self.gamma_neg = float(gamma_neg)
@@ -153,9 +154,9 @@ class SigmoidF1Loss(nn.Module):
     def __init__(self, S: float = -30.0, E: float = 0.0, on: str = "probability") -> None:
         super().__init__()
         if on not in ("logits", "probability"):
-            raise ValueError(f"sigmoidF1 on={on!r}: choose logits or probability")
+            raise OptionError(f"--param on={on!r}: sigmoidF1 takes on=logits or on=probability")
         if S == 0:
-            raise ValueError("sigmoidF1 needs S != 0 (S = -β sets the slope)")
+            raise OptionError("--param S=0: sigmoidF1 needs S != 0 (S = -β sets the slope)")
         self.S = float(S)
         self.E = float(E)
         self.on = on
@@ -202,13 +203,17 @@ def loss_params(name: str, **overrides: object) -> dict:
     """The full parameter set of a loss: its defaults with the given (non-None) overrides; unknown ones fail."""
     name = name.lower()
     if name not in _CLASSES:
-        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+        raise OptionError(f"--loss {name!r}: unknown loss; choose one of {', '.join(LOSSES)}")
     params = dict(DEFAULTS[name])
     for k, v in overrides.items():
         if v is None:
             continue
         if k not in params:
-            raise ValueError(f"loss {name} has no parameter {k!r} (it takes {', '.join(params) or 'none'})")
+            raise OptionError(
+                f"--param {k}: loss {name} has no parameter {k!r} (it takes {', '.join(params) or 'none'})"
+            )
+        if isinstance(params[k], float) and not isinstance(v, int | float):
+            raise OptionError(f"--param {k}={v!r}: loss {name} takes a number there")
         params[k] = v
     return params
 

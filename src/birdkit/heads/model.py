@@ -8,36 +8,37 @@ that the TFLite converter sees only standard layers; probabilities are ``sigmoid
                        4: Linear(hidden, out_dim))
 
 The indices are the ``state_dict`` keys in ``head.pt`` (``0.weight``, ``0.bias``, ...).
-A model folder holds ``head.pt`` (the state_dict) and ``card.json`` (whose ``head`` entry is the spec).
+A model folder holds ``head.pt`` (the state_dict) and ``card.json`` (a :class:`~birdkit.heads.card.ModelCard`,
+whose ``head`` entry is the spec).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-HEAD_KINDS = ("linear", "mlp")
+from birdkit.errors import OptionError
+from birdkit.heads.card import CARD, HEAD_KINDS, ModelCard, ModelError, ModelNotFoundError
+
 HIDDEN_SIZES = (64, 128, 256)
 WEIGHTS = "head.pt"
-CARD = "card.json"
 
 
 def head_spec(kind: str, in_dim: int, out_dim: int, hidden: int | None = None, dropout: float = 0.0) -> dict:
     """The ``head`` entry of a card, validated: what ``build_head`` needs and nothing else."""
     if kind not in HEAD_KINDS:
-        raise ValueError(f"unknown head {kind!r}; choose one of {', '.join(HEAD_KINDS)}")
+        raise OptionError(f"--head {kind!r}: unknown head; choose one of {', '.join(HEAD_KINDS)}")
     if kind == "linear":
         hidden, dropout = None, 0.0
     else:
         hidden = 256 if hidden is None else int(hidden)
         if hidden < 1:
-            raise ValueError(f"mlp head needs hidden >= 1, got {hidden}")
+            raise OptionError(f"--hidden {hidden}: an mlp head needs 1 or more hidden units")
     if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout {dropout}: must lie in [0, 1)")
+        raise OptionError(f"--dropout {dropout}: must lie in [0, 1)")
     return {
         "kind": kind,
         "in_dim": int(in_dim),
@@ -48,7 +49,7 @@ def head_spec(kind: str, in_dim: int, out_dim: int, hidden: int | None = None, d
 
 
 def build_head(spec: dict) -> nn.Module:
-    """A freshly initialised head from a spec (``card["head"]``)."""
+    """A freshly initialised head from a spec (a card's ``head``)."""
     kind, d_in, d_out = spec["kind"], int(spec["in_dim"]), int(spec["out_dim"])
     if kind == "linear":
         return nn.Sequential(nn.Linear(d_in, d_out))
@@ -61,25 +62,30 @@ def build_head(spec: dict) -> nn.Module:
             nn.Dropout(float(spec.get("dropout", 0.0))),
             nn.Linear(h, d_out),
         )
-    raise ValueError(f"unknown head kind {kind!r} in spec; choose one of {', '.join(HEAD_KINDS)}")
+    raise ModelError(f"head kind {kind!r}: unknown; choose one of {', '.join(HEAD_KINDS)}")
 
 
-def load_head(model_dir: str | Path) -> tuple[nn.Module, dict]:
-    """The trained head of a model folder, in eval mode, and its card."""
+def load_head(model_dir: str | Path) -> tuple[nn.Module, ModelCard]:
+    """The trained head of a model folder, in eval mode, and its card (old dict cards load too)."""
     model_dir = Path(model_dir)
     card_path, weights = model_dir / CARD, model_dir / WEIGHTS
     for p in (card_path, weights):
         if not p.exists():
-            raise FileNotFoundError(
+            raise ModelNotFoundError(
                 f"{p}: missing; a model folder is made by `birdkit train EMB_DIR --out {model_dir}`"
             )
-    card = json.loads(card_path.read_text())
-    head = build_head(card["head"])
+    card = ModelCard.read(card_path)
+    if card.head.get("kind") not in HEAD_KINDS:
+        raise ModelError(
+            f"{card_path}: head kind {card.head.get('kind')!r} is not one of {', '.join(HEAD_KINDS)}; "
+            "train it again with this birdkit"
+        )
+    head = build_head(card.head)
     state = torch.load(weights, map_location="cpu", weights_only=True)
     try:
         head.load_state_dict(state)
     except RuntimeError as exc:
-        raise ValueError(f"{weights}: does not fit the head in {card_path} ({exc}); train it again") from exc
+        raise ModelError(f"{weights}: does not fit the head in {card_path} ({exc}); train it again") from exc
     head.eval()
     return head, card
 

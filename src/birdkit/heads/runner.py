@@ -21,6 +21,7 @@ import numpy as np
 
 from birdkit import runtime
 from birdkit.errors import BirdkitError
+from birdkit.heads.card import ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -28,35 +29,17 @@ HEAD_BATCH = 256
 
 
 class ModelsError(BirdkitError, FileNotFoundError):
-    """An exported model folder that lacks something; the message names the path and the fix."""
+    """An exported model folder that lacks something or holds what does not fit; the message names the path
+    and the fix."""
 
 
 @dataclass(frozen=True)
 class HeadInfo:
-    """One exported head: where its graph is and what its card says (picklable, sent to workers)."""
+    """One exported head: where its graph is and its model card (picklable, sent to workers)."""
 
     name: str
     path: Path
-    card: dict
-
-    @property
-    def species(self) -> list[str]:
-        return list(self.card["species"])
-
-    @property
-    def encoder(self) -> dict:
-        enc = self.card.get("encoder") or {}
-        return enc if isinstance(enc, dict) else {"name": str(enc)}
-
-    @property
-    def encoder_name(self) -> str:
-        return str(self.encoder.get("name", "birdnet"))
-
-    @property
-    def output(self) -> str:
-        """``logits`` (the contract) unless the card says the graph already ends in a sigmoid."""
-        exported = ((self.card.get("tflite") or {}).get("output") or {}).get("kind")
-        return str(exported or self.card.get("output") or "logits")
+    card: ModelCard
 
 
 @dataclass(frozen=True)
@@ -83,10 +66,7 @@ def load_models(root: str | Path) -> ModelSet:
             raise ModelsError(
                 f"{graph}: no model card {card_path.name} beside it; re-export with `birdkit export`"
             )
-        card = json.loads(card_path.read_text())
-        if not card.get("species"):
-            raise ModelsError(f"{card_path}: the card lists no species; re-export with `birdkit export`")
-        heads.append(HeadInfo(graph.stem, graph, card))
+        heads.append(HeadInfo(graph.stem, graph, _read_card(card_path)))
     encoders: dict[str, Path] = {}
     for d in sorted(p for p in (root / "encoders").glob("*") if p.is_dir()):
         graphs = sorted(d.glob("*.tflite"))
@@ -109,6 +89,16 @@ def load_models(root: str | Path) -> ModelSet:
     return ModelSet(root, heads, encoders, compiled)
 
 
+def _read_card(path: Path) -> ModelCard:
+    try:
+        card = ModelCard.read(path)
+    except (json.JSONDecodeError, TypeError, AttributeError) as exc:
+        raise ModelsError(f"{path}: not a model card ({exc}); re-export with `birdkit export`") from exc
+    if not card.species:
+        raise ModelsError(f"{path}: the card lists no species; re-export with `birdkit export`")
+    return card
+
+
 class HeadRunner:
     """A TFLite head with one long-lived interpreter at a fixed batch: embeddings [n, D] -> logits [n, S]."""
 
@@ -124,7 +114,8 @@ class HeadRunner:
     def __call__(self, embeddings: np.ndarray) -> np.ndarray:
         x = np.asarray(embeddings, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.input_dim:
-            raise ValueError(
-                f"{self.path.name}: expects embeddings [n, {self.input_dim}], got {list(x.shape)}"
+            raise ModelsError(
+                f"{self.path}: expects embeddings [n, {self.input_dim}], got {list(x.shape)}; export the head "
+                "again from a store of its encoder"
             )
         return self._runner.run(x)[0]

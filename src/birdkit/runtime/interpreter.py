@@ -114,7 +114,9 @@ class FixedBatchRunner:
         self._outs = [outs[n] for n in names]
         details = {int(d["index"]): d for d in self.interpreter.get_input_details()}
         native = [int(x) for x in details[self._in]["shape"]]
-        self.input_shape = tuple(int(x) for x in input_shape) if input_shape is not None else tuple(native[1:])
+        self.input_shape = (
+            tuple(int(x) for x in input_shape) if input_shape is not None else tuple(native[1:])
+        )
         self.batch_size = self._resize(batch_size, native, fresh)
         shapes = {int(d["index"]): d["shape"] for d in self.interpreter.get_output_details()}
         self.output_shapes = [tuple(int(x) for x in shapes[i][1:]) for i in self._outs]

@@ -2,26 +2,28 @@
 
 Workers (separate processes, one long-lived encoder each) decode, resample, chunk and encode whole files;
 the parent is the only writer and flushes whole files into atomic shards. A bad file becomes an error
-record naming it, and the batch goes on.
+record naming it, and the batch goes on; so does a file whose worker process dies each time it is tried
+(:func:`birdkit.workers.process_map` rebuilds the pool and tries it once more, alone).
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from birdkit.audio import AudioError, load_chunks
+from birdkit.audio import AudioError
 from birdkit.competition import Competition
+from birdkit.encode import encode_file
 from birdkit.encoders import Encoder, competition_logits, get_encoder, species_index, unmapped
 from birdkit.store import EmbeddingStore, FileRows
+from birdkit.store.meta import StoreMeta
+from birdkit.workers import WorkerDied, process_map
 
 log = logging.getLogger(__name__)
 
@@ -40,46 +42,54 @@ class EmbedReport:
     seconds: float
 
 
-# ---- worker side -------------------------------------------------------------------------------------------
-_W: dict[str, Any] = {}
+# ---- worker side: fn and setup for birdkit.workers.process_map --------------------------------------------
+@dataclass(frozen=True)
+class _Job:
+    path: str
+    file: str  # relative to the split folder: what the store records
+    split: str
+    primary: str | None
+    secondary: tuple[str, ...]
 
 
-def _init_worker(encoder_name: str, options: dict, index: np.ndarray) -> None:
-    _W["encoder"] = get_encoder(encoder_name, **options)
-    _W["index"] = index
+def _load_encoder(encoder_name: str, options: dict, index: np.ndarray) -> tuple[Encoder, np.ndarray]:
+    return get_encoder(encoder_name, **options), index
 
 
-def _encode(job: tuple[str, str, str, str | None, list[str]]) -> FileRows | dict:
-    path, rel, split, primary, secondary = job
-    enc: Encoder = _W["encoder"]
+def _encode(state: tuple[Encoder, np.ndarray], job: _Job) -> FileRows | dict:
+    enc, index = state
     try:
-        cf = load_chunks(path, enc.sample_rate)
+        ef = encode_file(enc, job.path)
     except AudioError as exc:
-        return {"file": rel, "error": exc.reason}
-    out = enc.embed(cf.chunks)
-    emb, logits = out.embeddings, out.logits_or_empty()
+        return {"file": job.file, "error": exc.reason}
+    out = ef.outputs
     return FileRows(
-        file=rel,
-        split=split,
-        row_ids=cf.row_ids,
-        embeddings=emb,
-        logits=competition_logits(logits, _W["index"]),
-        primary_label=primary,
-        secondary_labels=secondary,
-        duration_s=cf.duration_s,
+        file=job.file,
+        split=job.split,
+        row_ids=ef.row_ids,
+        embeddings=out.embeddings,
+        logits=competition_logits(out.logits_or_empty(), index),
+        primary_label=job.primary,
+        secondary_labels=list(job.secondary),
+        duration_s=ef.duration_s,
     )
 
 
 # ---- parent side -------------------------------------------------------------------------------------------
-def _results(jobs: list, workers: int, init_args: tuple) -> Iterator[FileRows | dict]:
-    if workers <= 1:
-        _init_worker(*init_args)
-        for j in jobs:
-            yield _encode(j)
-        return
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
-        yield from pool.imap(_encode, jobs, chunksize=1)
+def _results(jobs: list[_Job], workers: int, setup_args: tuple) -> Iterator[FileRows | dict]:
+    """Each job's rows or error record. A file whose worker died each time it ran is recorded as an error;
+    any other exception is a bug (in an encoder, say) that would hit every file, so it stops the run."""
+    pool_workers = workers if workers > 1 else 0
+    results = process_map(
+        _encode, jobs, workers=pool_workers, setup=_load_encoder, setup_args=setup_args, key=lambda j: j.file
+    )
+    for job, r in results:
+        if isinstance(r, WorkerDied):
+            yield {"file": job.file, "error": "a worker process died each time it embedded this file"}
+        elif isinstance(r, BaseException):
+            raise r
+        else:
+            yield r
 
 
 def embed_split(
@@ -102,15 +112,15 @@ def embed_split(
     missing = unmapped(comp.species, index)
     if missing:
         log.warning("%s cannot predict %d competition species: %s", encoder, len(missing), ", ".join(missing))
-    meta = {
-        "encoder": probe.describe(),
-        "embedding_dim": probe.embedding_dim,
-        "species": comp.species,
-        "split": split,
-        "unmapped_species": missing,
-        "logits_source": encoder,
-        "logits_index": [int(i) for i in index],  # competition species -> encoder class (-1: unmapped)
-    }
+    meta = StoreMeta(
+        encoder=probe.describe(),
+        embedding_dim=probe.embedding_dim,
+        species=comp.species,
+        split=split,
+        unmapped_species=missing,
+        logits_source=encoder,
+        logits_index=[int(i) for i in index],
+    )
     del probe
     store = EmbeddingStore(out)
     store.open(meta)
@@ -119,13 +129,13 @@ def embed_split(
         files = files[:limit]
     done = store.done_files()
     secondary = comp.secondary_labels if split == "train_audio" else {}
-    jobs = []
+    jobs: list[_Job] = []
     for p in files:
         rel = comp.relative(p, split)
         if rel in done:
             continue
         primary = comp.folder_species(rel) if split == "train_audio" else None
-        jobs.append((str(p), rel, split, primary, list(secondary.get(rel, []))))
+        jobs.append(_Job(str(p), rel, split, primary, tuple(secondary.get(rel, []))))
     skipped = len(files) - len(jobs)
 
     pending: list[FileRows] = []

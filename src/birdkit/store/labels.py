@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.special import expit
 
+from birdkit.errors import OptionError
 from birdkit.io import atomic_write_bytes
 from birdkit.store import Embeddings, StoreError
 
@@ -81,9 +82,11 @@ class LabelSpec:
 
     def __post_init__(self) -> None:
         if self.folder not in FOLDER_MODES:
-            raise ValueError(f"folder mode {self.folder!r}: choose one of {', '.join(FOLDER_MODES)}")
+            raise OptionError(
+                f"folder mode {self.folder!r} (--folder-labels): choose one of {', '.join(FOLDER_MODES)}"
+            )
         if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold {self.threshold}: must lie strictly between 0 and 1")
+            raise OptionError(f"threshold {self.threshold} (--threshold): must lie strictly between 0 and 1")
 
     @property
     def name(self) -> str:
@@ -211,7 +214,7 @@ def write_labels(
     meta = {
         "spec": spec.to_dict(),
         "species": emb.species,
-        "encoder": emb.meta.get("encoder"),
+        "encoder": emb.meta.encoder,
         "summary": (summary or summarize(labels, emb.species)).to_dict(),
     }
     table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})

@@ -38,7 +38,12 @@ class StoreMeta:
         """What must match for a run to resume into this store: the encoder's name, version and windows (not
         how it ran: BirdNET's fast and full-graph paths agree to 1e-4), the species, split and width."""
         enc = {k: self.encoder.get(k) for k in ("name", "version", "windows")}
-        return {"encoder": enc, "species": self.species, "split": self.split, "embedding_dim": self.embedding_dim}
+        return {
+            "encoder": enc,
+            "species": self.species,
+            "split": self.split,
+            "embedding_dim": self.embedding_dim,
+        }
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -47,13 +52,15 @@ class StoreMeta:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> StoreMeta:
-        names = {f.name for f in fields(cls)} - {"extra"}
-        known = {k: v for k, v in d.items() if k in names}
-        enc = known.get("encoder")
-        known["encoder"] = enc if isinstance(enc, dict) else {"name": encoder_name(enc)}
-        known.setdefault("format", 1)
-        return cls(**known, extra={k: v for k, v in d.items() if k not in names})
+        """Any version's record: format 1 had no ``format`` key (and older stores a bare encoder name)."""
+        own = {f.name for f in fields(cls)} - {"extra"}
+        values = {"format": 1}
+        values.update((k, v) for k, v in d.items() if k in own)
+        if not isinstance(values.get("encoder"), dict):
+            values["encoder"] = {"name": encoder_name(values.get("encoder"))}
+        return cls(**values, extra={k: v for k, v in d.items() if k not in own})
 
     @classmethod
     def read(cls, path: str | Path) -> StoreMeta:
+        """``_meta.json`` as written by this or any earlier birdkit."""
         return cls.from_json(json.loads(Path(path).read_text()))

@@ -4,7 +4,7 @@ Layout of a store folder (one split of one encoder)::
 
     _meta.json                 encoder, version, window scheme, species order, unmapped species
     part-00000-<id>.parquet    rows; each shard is written to a .tmp name and renamed into place
-    errors-<id>.json           files that could not be decoded, with the reason (not retried on resume)
+    errors-<id>.json           files that could not be embedded, with the reason (not retried on resume)
     labels.parquet             written later by `birdkit label`
 
 A file's rows always land in one shard, and a shard appears only once complete, so a killed run resumes by
@@ -28,9 +28,9 @@ import pyarrow.parquet as pq
 
 from birdkit.errors import BirdkitError
 from birdkit.io import atomic_write_json
+from birdkit.store.meta import StoreMeta
 
 META = "_meta.json"
-FORMAT_VERSION = 1
 ROW_COLUMNS = ["row_id", "file", "split", "primary_label", "secondary_labels", "start_s", "end_s"]
 
 
@@ -83,21 +83,21 @@ class EmbeddingStore:
     def meta_path(self) -> Path:
         return self.root / META
 
-    def open(self, meta: dict) -> None:
+    def open(self, meta: StoreMeta) -> None:
         """Create the folder, or check that an existing one was written with the same encoder and species."""
         self.root.mkdir(parents=True, exist_ok=True)
-        meta = {"format": FORMAT_VERSION, **meta}
         if self.meta_path.exists():
-            old = json.loads(self.meta_path.read_text())
-            for key in ("encoder", "species", "split", "embedding_dim"):
-                if _identity(key, old.get(key)) != _identity(key, meta.get(key)):
+            old = read_meta(self.root).identity()
+            new = meta.identity()
+            for key in new:
+                if old.get(key) != new[key]:
                     raise StoreError(
                         f"{self.root}: holds a store written with a different {key} "
-                        f"({_short(old.get(key))} vs {_short(meta.get(key))}); give another --out folder "
+                        f"({_short(old.get(key))} vs {_short(new[key])}); give another --out folder "
                         "or delete this one"
                     )
             return
-        atomic_write_json(self.meta_path, meta)
+        atomic_write_json(self.meta_path, meta.to_json())
 
     def shards(self) -> list[Path]:
         return sorted(self.root.glob("part-*.parquet"))
@@ -134,14 +134,6 @@ class EmbeddingStore:
         return path
 
 
-def _identity(key: str, value: object) -> object:
-    """What must match for a store to resume: the encoder's name, version and windows, not how it ran
-    (the fast and full-graph BirdNET paths agree to 1e-4, so a store may be resumed by either)."""
-    if key == "encoder" and isinstance(value, dict):
-        return {k: value.get(k) for k in ("name", "version", "windows")}
-    return value
-
-
 def rows_table(files: list[FileRows]) -> pa.Table:
     """Arrow table of the given files' rows in the store schema."""
     emb = np.concatenate([f.embeddings for f in files])
@@ -168,12 +160,12 @@ class Embeddings:
     frame: pd.DataFrame
     embeddings: np.ndarray
     logits: np.ndarray
-    meta: dict
+    meta: StoreMeta
     root: Path
 
     @property
     def species(self) -> list[str]:
-        return list(self.meta["species"])
+        return list(self.meta.species)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -182,10 +174,7 @@ class Embeddings:
 def load(root: str | Path) -> Embeddings:
     """Read every shard of a store, sorted by file and start, with embeddings and logits as arrays."""
     root = Path(root)
-    meta_path = root / META
-    if not meta_path.exists():
-        raise StoreError(f"{root}: not an embedding store (no {META}); create one with `birdkit embed`")
-    meta = json.loads(meta_path.read_text())
+    meta = read_meta(root)
     shards = sorted(root.glob("part-*.parquet"))
     if not shards:
         raise StoreError(f"{root}: store has no rows yet; run `birdkit embed` (it resumes where it stopped)")
@@ -200,6 +189,19 @@ def load(root: str | Path) -> Embeddings:
     if frame["row_id"].duplicated().any() and frame[["file", "row_id"]].duplicated().any():
         raise StoreError(f"{root}: duplicate rows; delete the store and run `birdkit embed` again")
     return Embeddings(frame.reset_index(drop=True), emb, logits, meta, root)
+
+
+def read_meta(root: str | Path) -> StoreMeta:
+    """A store's ``_meta.json``, whichever birdkit version wrote it."""
+    path = Path(root) / META
+    if not path.exists():
+        raise StoreError(f"{root}: not an embedding store (no {META}); create one with `birdkit embed`")
+    try:
+        return StoreMeta.read(path)
+    except (ValueError, TypeError) as exc:
+        raise StoreError(
+            f"{path}: unreadable store metadata ({exc}); delete the store and run `birdkit embed`"
+        ) from exc
 
 
 def _to_matrix(col: pa.ChunkedArray) -> np.ndarray:

@@ -18,6 +18,19 @@ from typing import Any
 
 import pandas as pd
 
+from birdkit.competition import Competition
+from birdkit.heads.card import TrainConfig
+from birdkit.heads.train import train_head
+from birdkit.infer import InferConfig, run_inference
+from birdkit.metrics import score_submission
+from birdkit.package.export import export
+from birdkit.profile import usable_cores
+from birdkit.store import load
+from birdkit.store.embed import embed_split
+from birdkit.store.labels import LabelSpec, label_store
+from birdkit.synthetic import generate
+from birdkit.workflows.notebook import run_notebook
+
 log = logging.getLogger(__name__)
 
 
@@ -49,18 +62,10 @@ def run_demo(
     explore: bool = True,
     progress: bool = True,
 ) -> DemoResult:
-    """Generate (or take) a competition, then embed, label, train, export, infer through the notebook, score."""
-    from birdkit.competition import Competition
-    from birdkit.heads.train import train_head
-    from birdkit.metrics import score_submission
-    from birdkit.package.export import export
-    from birdkit.profile import usable_cores
-    from birdkit.store import load
-    from birdkit.store.embed import embed_split
-    from birdkit.store.labels import LabelSpec, label_store
-    from birdkit.synthetic import generate
-    from birdkit.workflows.notebook import run_notebook
+    """Generate (or take) a competition, then embed, label, train, export, infer through the notebook, score.
 
+    ``workers`` (default: the usable cores) runs the embedding and the notebook's inference in parallel.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or usable_cores()
@@ -84,33 +89,21 @@ def run_demo(
     train = load(emb["train_audio"])
     # Pseudo-labels need a surrogate that knows the species. BirdNET knows none of the synthetic ones, so
     # there every window of a clip takes its folder species (weak labels); on real data, the paper's ŷ_species.
-    blind = len(train.meta.get("unmapped_species", [])) == len(train.species)
+    blind = len(train.meta.unmapped_species) == len(train.species)
     spec = LabelSpec(folder="all" if blind else "call")
     _, summary = _stage(f"pseudo-labels ({spec.name})", times, lambda: label_store(train, spec))
     print(textwrap.indent(summary.format(top=10), "   "))
 
     model = out / "models" / "demo_asl_linear"
     test = (emb["test_soundscapes"], truth) if truth is not None else None
+    # start from BirdNET's classifier where it knows the species
+    config = TrainConfig(loss="asl", head="linear", epochs=30, init="random" if blind else "birdnet")
     card = _stage(
         "train a linear head (ASL)" + ("" if blind else ", started from BirdNET's classifier"),
         times,
-        lambda: train_head(
-            train,
-            model,
-            loss="asl",
-            head="linear",
-            epochs=30,
-            test=test,
-            name=model.name,
-            progress=progress,
-            init="random"
-            if blind
-            else "birdnet",  # start from BirdNET's classifier where it knows the species
-        ),
+        lambda: train_head(train, model, config, test=test, name=model.name, progress=progress),
     )
-    print(
-        f"   validation: {json.dumps(card.get('metrics', {}).get('val', card.get('metrics', {})), default=str)[:300]}"
-    )
+    print(f"   validation: {json.dumps(card.metrics.get('val', card.metrics), default=str)[:300]}")
 
     dataset = out / "dataset"
     _stage(
@@ -133,15 +126,14 @@ def run_demo(
     if truth is not None:
         score = score_submission(pd.read_csv(submission), truth)
         if not blind:
-            from birdkit.infer import run_inference
-
-            pt = _stage(
-                "BirdNET passthrough baseline",
-                times,
-                lambda: run_inference(
-                    data, out / "passthrough.csv", passthrough="birdnet", workers=workers, progress=progress
-                ),
+            passthrough_config = InferConfig(
+                data_dir=data,
+                out=out / "passthrough.csv",
+                passthrough="birdnet",
+                workers=workers,
+                progress=progress,
             )
+            pt = _stage("BirdNET passthrough baseline", times, lambda: run_inference(passthrough_config))
             passthrough = score_submission(pd.read_csv(pt.submission), truth)
 
     report = None

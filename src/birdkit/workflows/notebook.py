@@ -17,9 +17,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from birdkit.competition import Competition
 from birdkit.errors import BirdkitError
+from birdkit.infer import InferConfig, InferResult, run_inference
+from birdkit.profile import BUDGET_MIN
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +127,13 @@ def infer(
     profile: str | Path | None = "profile.json",
     workers: int | None = None,
     budget_min: float | None = None,
-    **options: object,
-):
-    """:func:`birdkit.infer.run_inference` on the resolved inputs; it writes a valid file whatever happens."""
-    from birdkit.infer import run_inference
-    from birdkit.profile import BUDGET_MIN
+    **options: Any,
+) -> InferResult:
+    """:func:`birdkit.infer.run_inference` on the resolved inputs; it writes a valid file whatever happens.
 
-    return run_inference(
+    ``options``: any other :class:`birdkit.infer.InferConfig` field (``progress``, ``windows``, ...).
+    """
+    config = InferConfig(
         inputs.data_dir,
         out,
         models=inputs.models_dir,
@@ -143,6 +146,7 @@ def infer(
         fallback=True,
         **options,
     )
+    return run_inference(config)
 
 
 @dataclass(frozen=True)

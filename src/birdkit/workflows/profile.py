@@ -1,13 +1,20 @@
 """`birdkit profile`: the inference path once per configuration, for the paper's Table 7.
 
 It sits above :mod:`birdkit.infer` (it runs it); the timers it reads live below, in :mod:`birdkit.profile`.
+The configurations come from what each encoder declares (:class:`birdkit.encoders.Capabilities`): its graph
+variants, and the windows of its fastest options, so an encoder gaining either needs no change here.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from birdkit.encoders import Capabilities, registry
+from birdkit.errors import OptionError
+from birdkit.heads.runner import load_models
+from birdkit.infer import InferConfig, run_inference
 from birdkit.profile import Profile, write_profiles
 
 
@@ -21,53 +28,59 @@ class Configuration:
     encoder_options: dict = field(default_factory=dict)
 
 
-def compiled_variants(encoder: str) -> list[tuple[str, dict]]:
-    """The encoder's graph variants as (label, options): BirdNET's fast path (numpy front end + CNN-only TFLite)
-    and its full shipped graph; one unlabelled variant for an encoder without such a switch.
-
-    The switch is looked up in the encoder's constructor (an option named ``fast``), so an encoder gaining one
-    needs no change here.
-    """
-    import importlib
-    import inspect
-
-    from birdkit.encoders import ENCODERS
-
-    if encoder not in ENCODERS:
-        return [("", {})]
-    mod, cls = ENCODERS[encoder].split(":")
-    if "fast" in inspect.signature(getattr(importlib.import_module(mod), cls)).parameters:
-        return [("fast", {"fast": True}), ("full-graph", {"fast": False})]
-    return [("", {})]
+def capabilities(encoder: str) -> Capabilities:
+    """What a registered encoder declares; an encoder the registry does not know (a compiled graph shipped with
+    the heads) declares nothing."""
+    try:
+        return registry.resolve(encoder).capabilities
+    except OptionError:
+        return Capabilities()
 
 
 def configurations(
     models: str | Path | None = None, passthrough: tuple[str, ...] = ("birdnet",), windows: bool = True
 ) -> list[Configuration]:
-    """Each encoder x {passthrough, head} x its graph variants (fast, full graph), each with the paper's two
-    windows and with the budget guard's single centre window."""
-    from birdkit.heads.runner import load_models
-
+    """Each encoder x {passthrough, head} x its graph variants (BirdNET: fast, full graph), each with the
+    encoder's default windows and, with ``windows``, with the windows of its fastest options (BirdNET's single
+    centre window, the budget guard's)."""
     encoders = list(passthrough)
     head_encoder = None
     if models:
         ms = load_models(models)
-        encoders += [h.encoder_name for h in ms.heads if h.encoder_name not in encoders]
-        head_encoder = ms.heads[0].encoder_name if ms.heads else None
+        names = [h.card.encoder_name for h in ms.heads]
+        encoders += [n for n in dict.fromkeys(names) if n not in encoders]
+        head_encoder = names[0] if names else None
     out: list[Configuration] = []
     for enc in encoders:
-        for variant, opts in compiled_variants(enc):
-            suffix = f" {variant}" if variant else ""
-            out.append(Configuration(f"{enc} passthrough{suffix}", enc, None, opts))
-            if windows and enc == "birdnet":
-                out.append(Configuration(f"{enc} passthrough centre{suffix}", enc, "centre", opts))
+        out += _variants(f"{enc} passthrough", enc, capabilities(enc), windows)
     if head_encoder:
-        for variant, opts in compiled_variants(head_encoder):
-            suffix = f" {variant}" if variant else ""
-            out.append(Configuration(f"head{suffix}", None, None, opts))
-            if windows:
-                out.append(Configuration(f"head centre{suffix}", None, "centre", opts))
+        out += _variants("head", None, capabilities(head_encoder), windows)
     return out
+
+
+def _variants(prefix: str, passthrough: str | None, caps: Capabilities, windows: bool) -> list[Configuration]:
+    """One configuration per declared variant, each also with the fastest options' windows when asked."""
+    fast_windows = caps.fastest_options.get("windows") if windows else None
+    out: list[Configuration] = []
+    for variant, opts in caps.variants:
+        suffix = f" {variant}" if variant else ""
+        out.append(Configuration(f"{prefix}{suffix}", passthrough, None, opts))
+        if fast_windows:
+            out.append(Configuration(f"{prefix} {fast_windows}{suffix}", passthrough, fast_windows, opts))
+    return out
+
+
+def select(configs: list[Configuration], only: str | None) -> list[Configuration]:
+    """The configurations named in ``only`` (comma-separated; None: all); an unknown name is an OptionError."""
+    if not only:
+        return configs
+    wanted = {s.strip() for s in only.split(",")}
+    unknown = wanted - {c.name for c in configs}
+    if unknown:
+        raise OptionError(
+            f"--only: unknown configurations {sorted(unknown)}; known: {[c.name for c in configs]}"
+        )
+    return [c for c in configs if c.name in wanted]
 
 
 def profile_configurations(
@@ -85,15 +98,11 @@ def profile_configurations(
     Every configuration runs the whole path (decode to written CSV) in a fresh set of interpreters, the guard
     off, so the rows compare like the paper's Table 7.
     """
-    import tempfile
-
-    from birdkit.infer import run_inference
-
     configs = configs if configs is not None else configurations(models)
     profiles: list[Profile] = []
     with tempfile.TemporaryDirectory(prefix="birdkit-profile-") as tmp:
         for i, c in enumerate(configs):
-            r = run_inference(
+            config = InferConfig(
                 data_dir,
                 Path(tmp) / f"submission-{i}.csv",
                 models=models,
@@ -108,7 +117,7 @@ def profile_configurations(
                 progress=progress,
                 name=c.name,
             )
-            profiles.append(r.profile)
+            profiles.append(run_inference(config).profile)
     if out:
         write_profiles(out, profiles)
     return profiles

@@ -17,17 +17,19 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
+from birdkit.errors import OptionError
+from birdkit.heads.card import TrainConfig
 from birdkit.heads.losses import loss_params
 from birdkit.heads.train import train_head
 from birdkit.io import atomic_write_bytes
 from birdkit.store import Embeddings, StoreError, load
-from birdkit.store.labels import LabelSpec
+from birdkit.store.labels import FOLDER_MODES, LabelSpec
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,17 @@ class RunConfig:
             self.label_mode,
         )
 
+    def train_config(self, base: TrainConfig) -> TrainConfig:
+        """``base`` (the optimisation options) with this run's head, loss and labels."""
+        return replace(
+            base,
+            loss=self.loss,
+            loss_params=self.params,
+            head=self.head,
+            hidden=self.hidden,
+            labels=LabelSpec(folder=self.label_mode),
+        )
+
 
 def _runs_for(grid: str, n_stores: int, label_modes: Sequence[str]) -> list[RunConfig]:
     out: list[RunConfig] = []
@@ -82,7 +95,7 @@ def _runs_for(grid: str, n_stores: int, label_modes: Sequence[str]) -> list[RunC
                 for loss in ("bce", "asl", "sigmoidf1")
             ]
         else:
-            raise ValueError(f"unknown grid {grid!r}; choose from {', '.join(GRIDS)}")
+            raise OptionError(f"--grids {grid!r}: unknown grid; choose from {', '.join(GRIDS)}")
     return out
 
 
@@ -90,6 +103,9 @@ def plan(
     grids: Sequence[str], n_stores: int = 1, label_modes: Sequence[str] = LABEL_MODES
 ) -> list[RunConfig]:
     """The runs of the chosen grids, in grid order, each distinct configuration once."""
+    for mode in label_modes:
+        if mode not in FOLDER_MODES:
+            raise OptionError(f"--label-modes {mode!r}: choose from {', '.join(FOLDER_MODES)}")
     runs: dict[tuple, RunConfig] = {}
     for grid in grids:
         for r in _runs_for(grid, n_stores, label_modes):
@@ -97,11 +113,6 @@ def plan(
             r.params = {k: v for k, v in r.params.items() if loss_params(r.loss).get(k) != v}
             runs.setdefault(r.key(), r).grids.append(grid)
     return list(runs.values())
-
-
-def _encoder_name(emb: Embeddings) -> str:
-    enc = emb.meta.get("encoder") or {}
-    return str(enc.get("name", "?")) if isinstance(enc, dict) else str(enc)
 
 
 def _run_name(encoder: str, r: RunConfig) -> str:
@@ -155,6 +166,7 @@ def write_results(rows: list[dict], out: Path, title: str = "birdkit sweep") -> 
 def run_sweep(
     stores: Sequence[str | Path | Embeddings],
     out: str | Path,
+    config: TrainConfig | None = None,
     *,
     grids: Sequence[str] = GRIDS,
     label_modes: Sequence[str] = LABEL_MODES,
@@ -162,57 +174,53 @@ def run_sweep(
     truth: pd.DataFrame | None = None,
     max_runs: int | None = None,
     progress: bool = True,
-    **train_kwargs: object,
 ) -> pd.DataFrame:
     """Run the grids and write ``out/results.{csv,md}`` and each run's model under ``out/models/``.
 
-    ``tests``: stores of held-out windows with ground truth ``truth``, matched to the training stores by
-    encoder; each run is then also scored on them (the stand-in for the paper's leaderboard columns).
+    ``config``: the optimisation options every run shares (epochs, lr, seed, ...); each grid point sets its
+    head, loss and labels on top. ``tests``: stores of held-out windows with ground truth ``truth``, matched to
+    the training stores by encoder; each run is then also scored on them (the stand-in for the paper's
+    leaderboard columns).
     """
+    base = config or TrainConfig()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if not stores:
+        raise OptionError("give at least one embedding store")
+    runs = plan(grids, len(stores), label_modes)  # bad grids or modes fail before any store is read
+    if max_runs is not None:
+        runs = runs[:max_runs]
     embs = [s if isinstance(s, Embeddings) else load(s) for s in stores]
-    if not embs:
-        raise ValueError("give at least one embedding store")
     test_embs = [t if isinstance(t, Embeddings) else load(t) for t in tests]
     if test_embs and truth is None:
-        raise ValueError("test stores need ground truth (row_id, labels), e.g. test_labels_5s.csv")
+        raise OptionError("--test-store needs --truth (row_id, labels), e.g. test_labels_5s.csv")
     test_for: dict[int, Embeddings] = {}
     for i, e in enumerate(embs):
-        match = [t for t in test_embs if t.meta.get("encoder") == e.meta.get("encoder")]
+        match = [t for t in test_embs if t.meta.encoder == e.meta.encoder]
         if test_embs and not match:
             raise StoreError(
                 f"{e.root}: no test store with its encoder among {[str(t.root) for t in test_embs]}"
             )
         if match:
             test_for[i] = match[0]
-    runs = plan(grids, len(embs), label_modes)
-    if max_runs is not None:
-        runs = runs[:max_runs]
+    out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     bar = tqdm(runs, desc="sweep", unit="run", disable=not progress)
     for r in bar:
         emb = embs[r.store]
-        encoder = _encoder_name(emb)
+        encoder = emb.meta.encoder_name
         name = _run_name(encoder, r)
         bar.set_postfix_str(name)
         t0 = time.perf_counter()
         card = train_head(
             emb,
             out / "models" / name,
-            loss=r.loss,
-            loss_params=r.params,
-            head=r.head,
-            hidden=r.hidden,
-            labels=LabelSpec(folder=r.label_mode),
+            r.train_config(base),
             test=(test_for[r.store], truth) if r.store in test_for else None,
             name=name,
             progress=False,
-            **train_kwargs,
         )
-        m = card["metrics"]
-        val, test = m.get("val", {}), m.get("test", {})
-        params = {k: v for k, v in card["loss"].items() if k != "name"}
+        val, test = card.metrics.get("val", {}), card.metrics.get("test", {})
+        params = {k: v for k, v in card.loss.items() if k != "name"}
         rows.append(
             {
                 "name": name,
@@ -230,7 +238,7 @@ def run_sweep(
                 "val_map": val.get("map"),
                 "test_roc_auc": test.get("roc_auc"),
                 "test_f1": test.get("f1"),
-                "best_epoch": m["best_epoch"],
+                "best_epoch": card.metrics["best_epoch"],
                 "seconds": round(time.perf_counter() - t0, 2),
                 "model": str(out / "models" / name),
             }
