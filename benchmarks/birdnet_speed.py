@@ -11,6 +11,11 @@ Measured, on 64 real windows of a minicomp soundscape:
   paper's two windows per 5 s chunk and the budget guard's one centre window, fast and full;
 - the competition metric on minicomp's test soundscapes for paper vs centre windows (fast path; full paper too).
 
+- ``--modes``: the opt-in precision modes (int8 CNN weights, float32 FFT) and the budget guard's fewer windows
+  (one centre window, with and without smoothing over neighbouring chunks) against the exact paper windows, on
+  minicomp's test soundscapes and on a `birdkit mix` validation set (``--mix DIR``): competition metric, logit
+  error against the exact path, per-species rank agreement (Spearman), and encoder CPU per 4 minutes.
+
 The last line is ``key=value`` figures for scripts.
 """
 
@@ -157,6 +162,69 @@ def metric(data: Path, batch: int, with_full: bool) -> dict:
     return out
 
 
+def smooth(logits: np.ndarray, drop: float) -> np.ndarray:
+    """Each chunk's logits as the max of its own and its neighbours' lowered by ``drop`` (one file, in order)."""
+    out = logits.copy()
+    out[1:] = np.maximum(out[1:], logits[:-1] - drop)
+    out[:-1] = np.maximum(out[:-1], logits[1:] - drop)
+    return out
+
+
+MODES = {  # name -> BirdNET options
+    "exact": {},
+    "int8": {"precision": "int8"},
+    "fft32": {"precision": "fft32"},
+    "int8+fft32": {"precision": "int8+fft32"},
+    "centre": {"windows": "centre"},
+    "centre+int8": {"windows": "centre", "precision": "int8"},
+}
+SMOOTHING = (0.0, 1.0, 2.0)
+
+
+def modes(folder: Path, batch: int, repeats: int) -> dict:
+    """Metric, logit error, rank agreement and encoder CPU of each mode on ``folder``'s test soundscapes."""
+    from scipy.stats import spearmanr
+
+    comp = Competition(folder)
+    truth = pd.read_csv(folder / "test_labels_5s.csv").set_index("row_id")
+    files = comp.audio_files("test_soundscapes")
+    loaded = [audio.load_chunks(f, SAMPLE_RATE) for f in files]
+    row_ids = [r for cf in loaded for r in cf.row_ids]
+    y = labels_matrix(truth.loc[row_ids, "labels"], comp.species)
+    minutes = sum(cf.duration_s for cf in loaded) / 60
+    encs = {k: BirdNET(batch_size=batch, **o) for k, o in MODES.items()}
+    idx = species_index(encs["exact"].classes, comp)
+    logits: dict[str, list[np.ndarray]] = {}
+    fns = {k: (lambda e=e: [e.embed(cf.chunks).logits for cf in loaded]) for k, e in encs.items()}
+    times = interleaved(fns, repeats) if repeats else {}
+    for k, fn in fns.items():
+        logits[k] = [competition_logits(x, idx) for x in fn()]
+    for d in SMOOTHING:
+        logits[f"centre+smooth{d:g}"] = [smooth(x, d) for x in logits["centre"]]
+    ok = idx >= 0
+    ref = np.concatenate(logits["exact"])[:, ok]
+    out: dict = {}
+    print(f"\n{folder}: {len(files)} files, {minutes:.0f} min, {len(row_ids)} chunks")
+    print(
+        "| mode | metric | Δ metric | max abs logit err | mean abs logit err | min / median Spearman per species | encoder CPU s per 4 min |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    base = None
+    for k, parts in logits.items():
+        scores = np.concatenate(parts)
+        score = competition_score(y, np.where(np.isfinite(scores), scores, -1e9))
+        base = score if base is None else base
+        err = np.abs(scores[:, ok] - ref)
+        rho = [spearmanr(scores[:, ok][:, j], ref[:, j]).statistic for j in range(ref.shape[1])]
+        rho = np.asarray([r for r in rho if np.isfinite(r)])
+        enc = k.split("+smooth")[0]
+        cpu = times[enc][0] * 240 / (minutes * 60) if enc in times else float("nan")
+        out[k] = {"metric": score, "max_err": float(err.max()), "mean_err": float(err.mean()), "cpu": cpu}
+        print(f"| {k} | {score:.4f} | {score - base:+.4f} | {err.max():.4f} | {err.mean():.5f} | "
+              f"{rho.min():.4f} / {np.median(rho):.4f} | {cpu:.3f} |", flush=True)  # fmt: skip
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -170,7 +238,17 @@ def main() -> None:
         "--quick", action="store_true", help="the default batch only, 3 repeats, no full-graph metric"
     )
     ap.add_argument("--no-metric", action="store_true")
+    ap.add_argument("--modes", action="store_true", help="only the precision / window modes table")
+    ap.add_argument("--mix", type=Path, default=None, help="a `birdkit mix` folder to score the modes on too")
     a = ap.parse_args()
+    if a.modes:
+        figures = {}
+        for name, folder in (("minicomp", a.data), ("mix", a.mix)):
+            if folder is not None:
+                for k, v in modes(folder, a.batch, 3 if a.quick else a.repeats).items():
+                    figures[f"{name}_{k}_metric"] = v["metric"]
+        print(" ".join(f"{k}={v:.4f}" for k, v in figures.items()))
+        return
     batches = [a.batch] if a.quick else [int(b) for b in a.batches.split(",")]
     repeats = 3 if a.quick else a.repeats
     import numpy

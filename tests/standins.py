@@ -7,6 +7,7 @@ global pooling and two dense layers.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,4 +80,77 @@ def build_standin_encoder(out: str | Path, spec: StandInSpec = StandInSpec()) ->
     model = StandIn()
     sig = model.infer_tf.get_concrete_function()
     tf.saved_model.save(model, str(out), signatures={"serving_default": sig, "infer_tf": sig})
+    return out
+
+
+@dataclass(frozen=True)
+class Perch2Spec:
+    """Perch 2.0's ONNX contract at a tiny cost: ``inputs`` [B, 160000] -> ``embedding`` [B, 1536],
+    ``spatial_embedding`` [B, 16, 4, 1536], ``spectrogram`` [B, 500, 128], ``label`` [B, n_classes]."""
+
+    n_samples: int = 160_000
+    frames: int = 500
+    mels: int = 128
+    grid: tuple[int, int] = (16, 4)
+    embedding_dim: int = 1536
+    n_classes: int = 64  # the real one has 14,795; the label file written beside it matches this
+    seed: int = 0
+
+
+def _perch2_module(spec: Perch2Spec) -> Any:
+    import torch
+    from torch import nn
+
+    class Perch2StandIn(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(spec.seed)
+            frame = spec.n_samples // spec.frames
+            self.frame = frame
+            self.mel = nn.Linear(frame, spec.mels)
+            self.proj = nn.Linear(spec.mels, spec.embedding_dim)
+            self.out = nn.Linear(spec.embedding_dim, spec.n_classes)
+            # a classifier that rarely fires, as on real audio: most windows hear nothing
+            with torch.no_grad():
+                self.out.weight.mul_(4.0)
+                self.out.bias.fill_(-3.0)
+
+        def forward(self, inputs: Any) -> tuple[Any, Any, Any, Any]:
+            b = inputs.shape[0]
+            spectrogram = torch.log(torch.abs(self.mel(inputs.reshape(b, spec.frames, self.frame))) + 1e-3)
+            (gh, gw), fh, fw = spec.grid, spec.frames // spec.grid[0], spec.mels // spec.grid[1]
+            cells = spectrogram[:, : gh * fh, : gw * fw].reshape(b, gh, fh, gw, fw)
+            grid = cells.mean(dim=(2, 4))  # [B, 16, 4]
+            spatial = torch.relu(self.proj(spectrogram.mean(dim=1)))[:, None, None, :] * grid[..., None]
+            embedding = torch.nn.functional.layer_norm(spatial.mean(dim=(1, 2)), (spec.embedding_dim,))
+            return embedding, spatial, spectrogram, self.out(embedding)
+
+    return Perch2StandIn().eval()
+
+
+def write_label_file(path: Path, classes: list[str], header: str = "ebird2021") -> Path:
+    """A Perch-style label file: a header, then one class per logit column, in column order."""
+    path.write_text("\n".join([header, *classes]) + "\n")
+    return path
+
+
+def build_perch2_onnx(out: str | Path, spec: Perch2Spec = Perch2Spec()) -> Path:
+    """Write ``out`` (.onnx) with Perch 2.0's input and output names and shapes, fixed random weights, and a
+    dynamic batch axis."""
+    import torch
+
+    out = Path(out)
+    module = _perch2_module(spec)
+    names = ["embedding", "spatial_embedding", "spectrogram", "label"]
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated; it needs no onnxscript here
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (torch.zeros(2, spec.n_samples),),
+            str(out),
+            input_names=["inputs"],
+            output_names=names,
+            dynamic_axes={"inputs": {0: "batch"}, **{n: {0: "batch"} for n in names}},
+            dynamo=False,
+        )
     return out

@@ -41,6 +41,16 @@ def test_demo_runs_every_stage_and_scores_well_above_chance(tmp_path, capsys):
     assert (r.out / "dataset" / "manifest.json").exists()
     out = capsys.readouterr().out
     assert "score:" in out and f"{r.score:.4f}" in out
+    # every stage means something on generated data: the placeholder surrogate hears the synthetic calls,
+    # the head is chosen on the mixed validation set, and the post-processing was tuned there
+    assert "(0.0%)" not in out and "placeholder surrogate" in out
+    assert (r.out / "validation" / "test_labels_5s.csv").exists() and (
+        r.out / "tune" / "head" / "tune.md"
+    ).exists()
+    assert r.shipped == "head" and r.validation["head"]["tuned"] >= r.validation["head"]["raw"]
+    cards = [json.loads(p.read_text()) for p in sorted((r.out / "models").glob("*/card.json"))]
+    assert len(cards) == 2 and all(c["metrics"]["val"]["set"] == "labelled soundscapes" for c in cards)
+    assert sum("validation" in c["metrics"] for c in cards) == 1  # the shipped one records its verdict
     # the notebook profiled itself: every test file, every stage, and the extrapolation to the test set
     assert prof["files"] == 2 and prof["failed_files"] == 0 and prof["rows"] == len(truth)
     assert {"decode", "resample", "encoder", "head", "writing"} <= set(prof["stages"])

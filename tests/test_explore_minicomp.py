@@ -31,6 +31,12 @@ def test_minicomp_report(minicomp, minicomp_train_store, minicomp_test_store, tm
     assert s["purity"] > 0.6 and s["purity"] > 2.5 * s["random_purity"], s
     assert s["ami"] > 0.5, s
 
+    # the output-space comparison: BirdNET against the plain mel-spectrogram baseline on the same windows
+    spaces = {(r["space"], r["labels vs"]): r for r in summary["spaces"]}
+    bn, mel = spaces["birdnet", "folder species"], spaces["mel-pca", "folder species"]
+    assert bn["windows"] == mel["windows"] > 500
+    assert bn["probe accuracy"] > 2 * mel["probe accuracy"] and bn["purity"] > mel["purity"], (bn, mel)
+
     text = (out / "report.md").read_text()
     figures = ["species_frequency.png", "itemset_sizes.png", "rules_graph.png", "map_birdnet.png"]
     figures += sorted(p.name for p in out.glob("contact_birdnet-*.png"))

@@ -23,13 +23,15 @@ from birdkit.profile import STAGES, TEST_FILES, usable_cores
 
 
 def comp_with(tmp: Path, audio: list[Path], like: Path, split: str = "test_soundscapes") -> Path:
-    """A competition folder in ``tmp`` whose ``split`` holds symlinks to ``audio``; tables from ``like``."""
+    """A competition folder in ``tmp`` whose ``split`` holds symlinks to ``audio``; tables from ``like``, its
+    sample submission's columns only (its rows are ``like``'s files, which this folder does not have)."""
     root = tmp / "comp"
     (root / split).mkdir(parents=True)
     for f in audio:
         (root / split / f.name).symlink_to(f.resolve())
-    for name in ("sample_submission.csv", "eBird_Taxonomy_v2021.csv"):
-        shutil.copyfile(like / name, root / name)
+    shutil.copyfile(like / "eBird_Taxonomy_v2021.csv", root / "eBird_Taxonomy_v2021.csv")
+    header = (like / "sample_submission.csv").read_text().splitlines()[0]
+    (root / "sample_submission.csv").write_text(header + "\n")
     return root
 
 
@@ -132,16 +134,24 @@ def test_budget_guard_switches_to_the_centre_window(minicomp, tmp_path):
     assert np.abs(a[first].to_numpy() - b.loc[a.index[first]].to_numpy()).max() > 1e-3  # paper windows there
 
 
-def test_a_run_that_cannot_score_still_writes_the_prior(synthetic_comp, tmp_path):
-    """No model at all: the CLI fails with the reason, and the file is still a valid submission."""
+def test_a_run_that_cannot_score_leaves_out_alone_and_the_notebook_path_writes_the_prior(
+    synthetic_comp, tmp_path
+):
+    """No model at all: the CLI fails with the reason and leaves --out as it was; the notebook's path (fallback)
+    still writes a valid submission with the prior."""
     empty_models = tmp_path / "models"
     (empty_models / "heads").mkdir(parents=True)
     (empty_models / "encoders" / "birdnet").mkdir(parents=True)
     (empty_models / "encoders" / "birdnet" / "model.tflite").write_bytes(b"not a model")
     out = tmp_path / "s.csv"
+    out.write_text("good\n")
     rc = main(["infer", "--data-dir", str(synthetic_comp), "--models", str(empty_models), "--passthrough", "birdnet",
                "--out", str(out), "--quiet"])  # fmt: skip
-    assert rc == 1
+    assert rc == 2 and out.read_text() == "good\n"
+    r = run_inference(
+        InferConfig(synthetic_comp, out, models=empty_models, passthrough="birdnet", progress=False)
+    )
+    assert r.error is not None
     df = check_submission(out, synthetic_comp)
     truth = pd.read_csv(synthetic_comp / "test_labels_5s.csv")
     assert sorted(df["row_id"]) == sorted(truth["row_id"])

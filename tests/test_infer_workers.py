@@ -13,9 +13,11 @@ import signal
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 
+from birdkit.audio import load_chunks
 from birdkit.competition import Competition
 from birdkit.encoders.placeholder import SAMPLE_RATE, Placeholder
 from birdkit.infer import InferConfig, bundles, file_jobs, run_inference
@@ -54,8 +56,13 @@ def comp_of(tmp: Path, like: Path, audio: list[Path]) -> Path:
     (root / "test_soundscapes").mkdir(parents=True)
     for f in audio:
         (root / "test_soundscapes" / f.name).symlink_to(f.resolve())
-    for name in ("sample_submission.csv", "eBird_Taxonomy_v2021.csv"):
-        shutil.copyfile(like / name, root / name)
+    shutil.copyfile(like / "eBird_Taxonomy_v2021.csv", root / "eBird_Taxonomy_v2021.csv")
+    # the sample submission lists exactly these files' rows (a listed row no file gives is an error of its own)
+    columns = pd.read_csv(like / "sample_submission.csv", nrows=0).columns
+    rows = [r for f in audio for r in load_chunks(f, SAMPLE_RATE).row_ids]
+    sub = pd.DataFrame(0.0, index=range(len(rows)), columns=columns[1:])
+    sub.insert(0, columns[0], rows)
+    sub.to_csv(root / "sample_submission.csv", index=False)
     return root
 
 

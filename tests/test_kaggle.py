@@ -440,3 +440,27 @@ def test_download_dry_run(fake_kaggle, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"would run: kaggle competitions download birdclef-2024 -p {tmp_path / 'd'}" in out
     assert calls(fake_kaggle) == [] and not (tmp_path / "d").exists()
+
+
+def test_credential_files_readable_by_others_are_warned_about(home, caplog):
+    """A kaggle.json or access_token others can read is found, and a warning says to chmod 600 it."""
+    (home / ".kaggle").mkdir()
+    token = home / ".kaggle" / "access_token"
+    token.write_text("KGAT_0123456789abcdef")
+    token.chmod(0o600)
+    with caplog.at_level("WARNING", logger="birdkit.kaggle.credentials"):
+        assert credentials.find_credentials().method == "access_token"
+    assert not caplog.records
+    token.chmod(0o644)
+    with caplog.at_level("WARNING", logger="birdkit.kaggle.credentials"):
+        assert credentials.find_credentials().method == "access_token"
+    assert "~/.kaggle/access_token is readable by other users" in caplog.text and "chmod 600" in caplog.text
+    token.unlink()
+    caplog.clear()
+    cfg = home / ".kaggle" / "kaggle.json"
+    cfg.write_text(json.dumps({"username": "someone", "key": "0" * 32}))
+    cfg.chmod(0o604)
+    with caplog.at_level("WARNING", logger="birdkit.kaggle.credentials"):
+        assert credentials.find_credentials().method == "kaggle.json"
+    assert "kaggle.json is readable by other users" in caplog.text
+    assert "0" * 32 not in caplog.text  # where, never the value

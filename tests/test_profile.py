@@ -97,3 +97,28 @@ def test_configurations_come_from_what_the_encoders_declare():
         "birdnet passthrough fast",
         "birdnet passthrough full-graph",
     ]
+
+
+def test_profile_writes_under_out_not_the_current_folder(synthetic_comp, tmp_path, monkeypatch, capsys):
+    """`birdkit profile --out DIR`: profile.json and profile.md in DIR; nothing in the working folder."""
+    pytest.importorskip("torch")
+    from test_bad_inputs import _head_folder
+
+    from birdkit.competition import Competition
+
+    models = _head_folder(tmp_path / "models", Competition(synthetic_comp).species)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    rc = main(["profile", "--data-dir", str(synthetic_comp), "--models", str(models), "--only", "head", "--files",
+               "1", "--out", str(tmp_path / "prof")])  # fmt: skip
+    assert rc == 0
+    assert json.loads((tmp_path / "prof" / "profile.json").read_text())["files"] == 1
+    assert "| head |" in (tmp_path / "prof" / "profile.md").read_text()
+    assert list(cwd.iterdir()) == []
+
+
+def test_profile_refuses_zero_files(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["profile", "--data-dir", str(tmp_path), "--files", "0"])
+    assert "--files" in capsys.readouterr().err

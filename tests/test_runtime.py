@@ -73,3 +73,54 @@ def test_cut_refuses_outputs_that_still_need_the_old_input(data):
     # the second spectrogram depends on the waveform, not on the first spectrogram's ExpandDims
     with pytest.raises(ValueError, match="original inputs"):
         runtime.cut(data, ["model/MEL_SPEC1/ExpandDims"], [SPEC])
+
+
+def test_quantize_weights_stores_int8_per_output_channel(data):
+    """Conv and classifier weights become int8 with one scale per output channel; values within half a step."""
+    cnn = runtime.cut(data, [SPEC], [EMBEDDING_TENSOR])
+    before = runtime.read_model(cnn)
+    after = runtime.read_model(runtime.quantize_weights(cnn))
+    s = runtime.schema()
+    sg, sg0 = after.subgraphs[0], before.subgraphs[0]
+    kinds = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 0}
+    for op in sg.operators:
+        kind = runtime.op_name(after, op)
+        if kind not in kinds:
+            continue
+        t = sg.tensors[int(op.inputs[1])]
+        if kind == "DEPTHWISE_CONV_2D":
+            assert t.type == s.TensorType.FLOAT32  # left alone: slower and far less accurate as int8
+            continue
+        kinds[kind] += 1
+        assert t.type == s.TensorType.INT8 and t.quantization.quantizedDimension == 0
+        w = runtime.constant_at(before, int(op.inputs[1]))
+        q = runtime.constant_at(after, int(op.inputs[1])).astype(np.float32)
+        scale = np.asarray(t.quantization.scale, dtype=np.float32)
+        assert scale.shape == (w.shape[0],) and not np.any(np.asarray(t.quantization.zeroPoint))
+        assert np.all(np.abs(q * scale.reshape(-1, 1, 1, 1) - w) <= scale.reshape(-1, 1, 1, 1) / 2 + 1e-7)
+    assert kinds["CONV_2D"] > 50 and len(sg.operators) == len(sg0.operators)
+    with pytest.raises(ValueError, match="no float32 weights"):
+        runtime.quantize_weights(cnn, ops=("UNKNOWN_OP",))
+
+
+QUIET = """
+import sys
+from birdkit import runtime
+from birdkit.encoders.birdnet import MODEL_FILE, model_dir
+i = runtime.make_interpreter((model_dir() / MODEL_FILE).read_bytes())
+runtime.allocate(i)
+print("after", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("level, shown", [("3", False), ("0", True)])
+def test_the_xnnpack_info_line_shows_only_when_asked_for(data, level, shown):
+    """LiteRT ignores TF_CPP_MIN_LOG_LEVEL; `birdkit` sets it unless --verbose, and the runtime honours it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": level}
+    out = subprocess.run([sys.executable, "-c", QUIET], env=env, capture_output=True, text=True, check=True)
+    assert ("XNNPACK delegate" in out.stderr) is shown
+    assert "after" in out.stderr  # stderr itself is back

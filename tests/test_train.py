@@ -252,3 +252,72 @@ def test_head_on_minicomp_embeddings_beats_chance(minicomp_train_store, tmp_path
     assert val["scored_species"] >= 8
     assert val["roc_auc"] > 0.65
     assert len(seen_auc) >= 4 and seen_auc.mean() > 0.9
+
+
+# ------------------------------------------------------------------------------------- refusals (issue 11/12)
+
+
+def test_no_positive_label_is_refused_with_the_reason(tmp_path):
+    from dataclasses import replace
+
+    emb = toy_store(tmp_path / "emb")
+    emb = replace(emb, logits=np.full_like(emb.logits, -10.0))  # the surrogate hears nothing
+    config = TrainConfig(epochs=1, labels=LabelSpec(folder="none"))
+    with pytest.raises(BirdkitError, match="no positive label"):
+        train_head(emb, tmp_path / "m", config, progress=False)
+    assert not (tmp_path / "m" / "card.json").exists()
+
+
+def test_a_test_store_of_another_dimension_fails_before_training(tmp_path):
+    emb = toy_store(tmp_path / "emb")
+    other = toy_store(tmp_path / "other", dim=5)
+    truth = pd.DataFrame({"row_id": other.frame["row_id"], "labels": ""})
+    with pytest.raises(BirdkitError, match="5-d embeddings"):
+        train_head(emb, tmp_path / "m", TrainConfig(epochs=1), test=(other, truth), progress=False)
+    assert not (tmp_path / "m").exists()
+
+
+def test_excluded_recordings_are_neither_trained_nor_validated_on(tmp_path):
+    emb = toy_store(tmp_path / "emb")
+    files = sorted(set(emb.frame["file"]))
+    card = train_head(
+        emb, tmp_path / "m", TrainConfig(epochs=1), progress=False, exclude_files=set(files[:6])
+    )
+    windows = card.metrics["train"]["windows"] + card.metrics["val"]["windows"]
+    assert windows == len(emb) - 6 * 6
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--param", "gamma_pos=abc"], "--param gamma_pos='abc'"),
+        (["--threads", "-2"], "--threads -2: must be 1 or more"),
+        (["--threads", "0"], "--threads 0: must be 1 or more"),
+        (["--batch-size", "0"], "--batch-size 0: must be 1 or more"),
+        (["--epochs", "0"], "--epochs 0: must be 1 or more"),
+    ],
+)
+def test_bad_train_and_sweep_options_are_refused(tmp_path, capsys, argv, message):
+    toy_store(tmp_path / "emb")
+    cmds = [["train", str(tmp_path / "emb"), "--out", str(tmp_path / "m")]]
+    if argv[0] != "--param":  # the sweep sets the loss and its parameters itself
+        cmds.append(["sweep", str(tmp_path / "emb"), "--out", str(tmp_path / "m")])
+    for cmd in cmds:
+        assert main([*cmd, *argv]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_cli_train_validates_on_labelled_soundscapes(tmp_path, capsys):
+    emb = toy_store(tmp_path / "emb")
+    val = toy_store(tmp_path / "val", n_files=8, seed=1)
+    truth = pd.DataFrame({"row_id": val.frame["row_id"], "labels": val.frame["file"].str.split("/").str[0]})
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    argv = ["train", str(emb.root), "--out", str(tmp_path / "m"), "--epochs", "3", "--validation-store",
+            str(tmp_path / "val"), "--validation-truth", str(tmp_path / "truth.csv")]  # fmt: skip
+    assert main(argv) == 0
+    card = ModelCard.read(tmp_path / "m" / "card.json")
+    assert card.metrics["val"]["set"] == "labelled soundscapes" and card.metrics["val"]["windows"] == len(val)
+    assert card.metrics["train"]["windows"] == len(emb)  # every clip trains: the soundscapes validate
+    assert main([*argv[:3], str(tmp_path / "m2"), "--validation-store", str(tmp_path / "val")]) == 2
+    assert "--validation-truth" in capsys.readouterr().err

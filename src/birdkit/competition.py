@@ -6,6 +6,7 @@ when it exists (that is what Kaggle scores), else the ``train_audio`` folder nam
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -49,10 +50,7 @@ class Competition:
     def species(self) -> list[str]:
         sub = self.path("sample_submission.csv")
         if sub.exists():
-            cols = list(pd.read_csv(sub, nrows=0).columns)
-            if not cols or cols[0] != "row_id":
-                raise CompetitionError(f"{sub}: first column must be row_id, found {cols[:1]}")
-            return cols[1:]
+            return _submission_species(sub)
         train = self.path("train_audio")
         if train.is_dir():
             return sorted(d.name for d in train.iterdir() if d.is_dir())
@@ -112,6 +110,30 @@ class Competition:
         p = self.require("test_labels_5s.csv")
         df = pd.read_csv(p, dtype={"labels": str}, keep_default_na=False)
         return df
+
+
+def _submission_species(path: Path) -> list[str]:
+    """The species columns of sample_submission.csv, read from its header as written (pandas would rename a
+    repeated column to ``acafly.1`` and invent a species)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CompetitionError(f"{path}: cannot be read ({exc}); download the competition again") from None
+    cols = [c.strip() for c in header]
+    fix = "download the competition again (`birdkit kaggle download`) or restore the file"
+    if not cols or cols[0] != "row_id":
+        found = f"found {cols[0]!r}" if cols else "the file is empty"
+        raise CompetitionError(f"{path}: the first column must be row_id, {found}; {fix}")
+    species = cols[1:]
+    if not species:
+        raise CompetitionError(f"{path}: no species columns after row_id; {fix}")
+    repeated = sorted({c for c in species if species.count(c) > 1})
+    if repeated:
+        raise CompetitionError(f"{path}: species columns repeated: {', '.join(repeated)}; {fix}")
+    if "" in species:
+        raise CompetitionError(f"{path}: a species column has no name; {fix}")
+    return species
 
 
 def _parse_list(v: object) -> list[str]:

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
+from birdkit.errors import BirdkitError
+
 
 def scored_columns(y_true: np.ndarray) -> np.ndarray:
     """Indices of species with at least one positive."""
@@ -127,11 +129,41 @@ def labels_matrix(labels: pd.Series, species: list[str]) -> np.ndarray:
     return y
 
 
+class ScoreError(BirdkitError, ValueError):
+    """A submission and a ground truth that cannot be scored together; the message says what differs."""
+
+
+def align(submission: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The ground truth's rows of a submission: (0/1 labels, scores, species), in the truth's row order.
+
+    Every truth row must be in the submission exactly once (Kaggle fails a submission that lacks one); rows the
+    truth does not have are ignored, as Kaggle ignores them."""
+    if "row_id" not in submission.columns or "row_id" not in truth.columns:
+        raise ScoreError("both the submission and the ground truth need a row_id column")
+    if "labels" not in truth.columns:
+        raise ScoreError("the ground truth needs a labels column (space-separated species codes)")
+    species = [c for c in submission.columns if c != "row_id"]
+    if not species:
+        raise ScoreError("the submission has no species columns after row_id")
+    sub = submission.assign(row_id=submission["row_id"].astype(str))
+    dup = sub.loc[sub["row_id"].duplicated(), "row_id"]
+    if len(dup):
+        raise ScoreError(f"the submission repeats {dup.nunique()} row ids, e.g. {dup.iloc[0]}")
+    sub = sub.set_index("row_id")
+    ids = truth["row_id"].astype(str)
+    missing = ids[~ids.isin(sub.index)]
+    if len(missing):
+        raise ScoreError(
+            f"the submission lacks rows the ground truth has: {len(missing)} of {len(ids)}, "
+            f"e.g. {missing.head(3).tolist()}"
+        )
+    values = sub.loc[ids, species].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise ScoreError("the submission has empty, non-numeric or infinite values in the scored rows")
+    return labels_matrix(truth["labels"].reset_index(drop=True), species), values, species
+
+
 def score_submission(submission: pd.DataFrame, truth: pd.DataFrame) -> float:
     """Competition score of a submission frame against ``row_id, labels`` ground truth."""
-    species = [c for c in submission.columns if c != "row_id"]
-    merged = truth.merge(submission, on="row_id", how="left", validate="one_to_one")
-    if merged[species].isna().any().any():
-        missing = merged.loc[merged[species].isna().any(axis=1), "row_id"].head(5).tolist()
-        raise ValueError(f"submission lacks rows the ground truth has, e.g. {missing}")
-    return competition_score(labels_matrix(merged["labels"], species), merged[species].to_numpy())
+    y, scores, _ = align(submission, truth)
+    return competition_score(y, scores)

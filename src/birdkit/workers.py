@@ -95,13 +95,16 @@ def process_map(
         alone = False  # a job in flight at a death runs by itself, so that the next death is its own
         try:
             while queue or suspects or running:
-                if suspects and not running:
-                    job = suspects.popleft()
-                    running[pool.submit(_call, fn, job)] = job
-                    alone = True
-                while not alone and queue and len(running) < limit:
-                    job = queue.popleft()
-                    running[pool.submit(_call, fn, job)] = job
+                try:  # a pool that broke since the last wait refuses new jobs: they stay queued
+                    if suspects and not running:
+                        f = pool.submit(_call, fn, suspects[0])
+                        running[f] = suspects.popleft()
+                        alone = True
+                    while not alone and queue and len(running) < limit:
+                        f = pool.submit(_call, fn, queue[0])
+                        running[f] = queue.popleft()
+                except BrokenProcessPool:
+                    break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
                     break  # the jobs stay in ``running``; sorted out once the pool is shut down

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from birdkit.cli.options import positive_int
 from birdkit.package.compile import DEFAULT_SIGNATURE, QUANTIZE, SELECT_TF_OPS
 from birdkit.package.errors import CompileError
 
@@ -25,10 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--select-tf-ops", choices=SELECT_TF_OPS, default="auto", help="auto: only where builtins fall short"
     )
-    p.add_argument("--sample-rate", type=int, default=32_000, help="the encoder's input sample rate")
+    p.add_argument("--sample-rate", type=positive_int, default=32_000, help="the encoder's input sample rate")
     p.add_argument("--labels", default=None, help="text file, one logit class per line (for species mapping)")
     p.add_argument("--check", metavar="AUDIO", help="audio file or folder: compare with the SavedModel on it")
-    p.add_argument("--check-chunks", type=int, default=32, help="chunks to check on")
+    p.add_argument("--check-chunks", type=positive_int, default=32, help="chunks to check on")
     p.set_defaults(run=run)
 
 
@@ -36,6 +37,14 @@ def run(args: argparse.Namespace) -> int:
     from birdkit.package.check import check_compiled, record_check
     from birdkit.package.compile import compile_saved_model
 
+    if Path(args.out).is_dir():
+        raise CompileError(
+            f"--out {args.out}: is a folder; give a file name, e.g. {Path(args.out) / 'encoder.tflite'}"
+        )
+    if args.check and not Path(args.check).exists():
+        raise CompileError(
+            f"--check {args.check}: no such file or folder; give audio to compare on, or drop --check"
+        )
     options = {k: getattr(args, k) for k in ("signature", "quantize", "select_tf_ops", "sample_rate")}
     r = compile_saved_model(args.saved_model, args.out, classes=_labels(args.labels), **options)
     flex = ", ".join(r.flex_ops) if r.flex_ops else "none"

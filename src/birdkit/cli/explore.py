@@ -5,19 +5,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from birdkit.cli.options import out_folder, positive_int
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "explore",
-        help="report on embedding stores: species frequency, co-occurrence, maps, clusters",
+        help="report on embedding stores: species frequency, co-occurrence, maps, clusters, output spaces",
         description="Species frequency and call share, FP-growth co-occurrence and rules, PaCMAP/UMAP maps and "
-        "k-means clusters of one or more embedding stores (any encoders, any splits), as report.md + PNGs.",
+        "k-means clusters of one or more embedding stores (any encoders, any splits); with --data-dir, output spaces "
+        "compared against a mel-spectrogram baseline, and an SSL store's attention maps; as report.md + PNGs.",
     )
     p.add_argument("stores", nargs="+", metavar="EMB_DIR", help="store folders written by `birdkit embed`")
     p.add_argument("--out", required=True, help="report folder (created; files in it are replaced)")
     p.add_argument("--data-dir", default=None, help="competition folder: audio for the contact sheets, names")
     p.add_argument("--threshold", type=float, default=0.5, help="σ(logit) threshold for a prediction (0.5)")
-    p.add_argument("--top-n", type=int, default=10, help="rows of the frequency and itemset tables (10)")
+    p.add_argument(
+        "--top-n", type=positive_int, default=10, help="rows of the frequency and itemset tables (10)"
+    )
     g = p.add_argument_group("co-occurrence")
     g.add_argument("--transactions", default="recording", choices=["recording", "window"], help="basket unit")
     g.add_argument("--min-support", type=float, default=0.01, help="FP-growth minimum support (0.01)")
@@ -27,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("maps")
     g.add_argument("--projection", default="pacmap", choices=["pacmap", "umap"], help="umap needs umap-learn")
     g.add_argument("--map-level", default="window", choices=["window", "recording"])
-    g.add_argument("--map-top-n", type=int, default=10, help="species coloured per map (10)")
+    g.add_argument("--map-top-n", type=positive_int, default=10, help="species coloured per map (10)")
     g.add_argument("--map-max-points", type=int, default=20_000, help="seeded subsample per map (20000)")
     g = p.add_argument_group("clusters")
     g.add_argument("--clusters", type=int, default=100, help="k-means k, lowered on small stores (100)")
@@ -42,6 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from birdkit.explore.report import ExploreOptions, explore
+
+    out_folder(args.out)
 
     opt = ExploreOptions(
         threshold=args.threshold,

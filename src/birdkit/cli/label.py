@@ -1,8 +1,10 @@
-"""`birdkit label EMB_DIR [--threshold 0.5] [--no-folder-labels | --folder-labels MODE] [--secondary-labels]`."""
+"""`birdkit label EMB_DIR [--surrogate STORE] [--threshold 0.5] [--folder-labels MODE] [--secondary-labels]`."""
 
 from __future__ import annotations
 
 import argparse
+
+from birdkit.cli.options import non_negative_int
 
 
 def add_label_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
@@ -41,7 +43,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("emb_dir", help="embedding store folder (from `birdkit embed`)")
     add_label_options(p)
-    p.add_argument("--top", type=int, default=0, help="list only the N most labelled species (default: all)")
+    p.add_argument(
+        "--surrogate",
+        metavar="STORE",
+        help="take the pseudo-labels from this store's logits (e.g. emb/perch), joined by row_id, instead of "
+        "EMB_DIR's own; any encoder with logits can be the surrogate",
+    )
+    p.add_argument(
+        "--top", type=non_negative_int, default=0, help="list only the N most labelled species (default: all)"
+    )
     p.set_defaults(run=run)
 
 
@@ -51,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
 
     spec = LabelSpec(threshold=args.threshold, folder=args.folder_labels, secondary=args.secondary_labels)
     emb = load(args.emb_dir)
-    path, summary = label_store(emb, spec)
-    print(f"{path}: labels {spec.name} (threshold {spec.threshold}, folder labels: {spec.folder})")
+    surrogate = load(args.surrogate) if args.surrogate else None
+    path, summary = label_store(emb, spec, surrogate)
+    source = f", from {args.surrogate}'s logits" if surrogate is not None else ""
+    print(f"{path}: labels {spec.name} (threshold {spec.threshold}, folder labels: {spec.folder}{source})")
     print(summary.format(top=args.top))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from birdkit.cli.options import positive_int
 from birdkit.cli.train import add_config_options, add_test_options, config_from_args, read_truth
 
 
@@ -23,7 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="none,call",
         help="comma-separated folder-label modes to cross with (none: ŷ, call: ŷ_species, all: weak labels)",
     )
-    p.add_argument("--max-runs", type=int, default=None, help="stop after the first N runs of the plan")
+    p.add_argument(
+        "--max-runs", type=positive_int, default=None, help="stop after the first N runs of the plan"
+    )
     add_config_options(p, "training")  # the grids set the head, loss and labels
     add_test_options(p)
     p.set_defaults(run=run)

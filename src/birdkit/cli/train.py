@@ -10,9 +10,11 @@ import argparse
 import types
 import typing
 from dataclasses import MISSING, fields
+from pathlib import Path
 from typing import Any
 
 from birdkit.cli.label import add_label_options
+from birdkit.cli.options import out_folder
 from birdkit.errors import OptionError
 from birdkit.heads.card import TrainConfig
 
@@ -86,6 +88,10 @@ def read_truth(args: argparse.Namespace):
         raise OptionError("--test-store needs --truth (the row_id,labels CSV, e.g. test_labels_5s.csv)")
     if not args.truth:
         return None
+    if not Path(args.truth).is_file():
+        raise OptionError(
+            f"--truth {args.truth}: no such file; give the row_id,labels CSV (test_labels_5s.csv)"
+        )
     return pd.read_csv(args.truth, dtype={"labels": str}, keep_default_na=False)
 
 
@@ -94,6 +100,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("emb_dir", help="embedding store folder (labels.parquet from `birdkit label` if present)")
     p.add_argument("--out", required=True, help="model folder, e.g. models/birdnet-asl")
     p.add_argument("--name", default=None, help="model name in the card (default: the folder name)")
+    g = p.add_argument_group("validation that means something (labelled soundscapes, e.g. `birdkit mix`)")
+    for flag, metavar, text in (
+        (
+            "--validation-store",
+            "EMB_DIR",
+            "store of labelled soundscapes (an embedded mix) that picks the best epoch",
+        ),
+        ("--validation-truth", "CSV", "its row_id,labels CSV (default: MIX_DIR/test_labels_5s.csv)"),
+        ("--exclude-mix", "MIX_DIR", "leave out the recordings this `birdkit mix` set drew from"),
+    ):
+        g.add_argument(flag, default=None, metavar=metavar, help=text)
     add_config_options(p, "model", "head and loss")
     add_label_options(p, defaults=False)
     add_config_options(p, "training")
@@ -104,6 +121,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from birdkit.heads.train import train_head
     from birdkit.store.labels import LabelSpec
+
+    out_folder(args.out)
 
     labels = None
     if any(v is not None for v in (args.threshold, args.folder_labels, args.secondary_labels)):
@@ -117,10 +136,34 @@ def run(args: argparse.Namespace) -> int:
     if len(args.test_store) > 1:
         raise OptionError("--test-store: give one (birdkit sweep takes one per encoder)")
     test = (args.test_store[0], truth) if args.test_store else None
-    card = train_head(args.emb_dir, args.out, config, test=test, name=args.name)
+    exclude: set[str] = set()
+    if args.exclude_mix:
+        from birdkit.mix import mixed_clips
+
+        exclude = mixed_clips(args.exclude_mix)
+    validation = None
+    if args.validation_store:
+        import pandas as pd
+
+        where = args.validation_truth or (
+            f"{args.exclude_mix}/test_labels_5s.csv" if args.exclude_mix else None
+        )
+        if not where:
+            raise OptionError("--validation-store needs --validation-truth (or --exclude-mix MIX_DIR)")
+        validation = (args.validation_store, pd.read_csv(where, dtype={"labels": str}, keep_default_na=False))
+    card = train_head(
+        args.emb_dir,
+        args.out,
+        config,
+        test=test,
+        name=args.name,
+        exclude_files=exclude,
+        validation=validation,
+    )
     m, lab = card.metrics, card.labels
+    residual = " residual over the encoder's logits," if card.head.get("base_index") is not None else ""
     print(
-        f"{args.out}: {card.head['kind']} head, {card.loss['name']} loss, labels {lab['folder']} "
+        f"{args.out}: {card.head['kind']}{residual} head, {card.loss['name']} loss, labels {lab['folder']} "
         f"(threshold {lab['threshold']}, {lab['source']}); best epoch {m['best_epoch']} of {m['epochs_run']}, "
         f"{m['train_seconds']:.1f} s"
     )
@@ -131,6 +174,15 @@ def run(args: argparse.Namespace) -> int:
                 f"  {part}: ROC-AUC {_f(r['roc_auc'])}  macro-F1 {_f(r['f1'])}  mAP {_f(r['map'])}  "
                 f"({r['windows']} windows, {r['scored_species']} species scored)"
             )
+    val = m.get("val", {})
+    if "passthrough" in val and val["roc_auc"] is not None:
+        verdict = "kept the start: no epoch beat passthrough" if m["best_epoch"] == 0 else "above passthrough"
+        print(f"  passthrough on the same windows: {_f(val['passthrough'])} ({verdict})")
+    if val.get("set", "").startswith("held-out clips"):
+        print(
+            "  note: validated on pseudo-labels from the surrogate itself; give --validation-store (a `birdkit "
+            "mix` set) for a score that means something"
+        )
     return 0
 
 

@@ -60,10 +60,14 @@ class Capabilities:
     ``fastest_options``  constructor options of its cheapest configuration (the budget guard switches to them).
     ``variants``         labelled option sets that run the same model another way, for `birdkit profile`
                          (BirdNET: its fast path and its full graph).
+    ``cost``             CPU time per second of audio relative to BirdNET's (1.0): the budget guard drops the
+                         costliest member of an ensemble first. Paper-scale estimates (Table 7), refined by
+                         `birdkit profile` on the machine that matters.
     """
 
     fastest_options: dict[str, Any] = field(default_factory=dict)
     variants: tuple[tuple[str, dict[str, Any]], ...] = (("", {}),)
+    cost: float = 1.0
 
 
 @runtime_checkable
@@ -90,6 +94,14 @@ class Encoder(Protocol):
         ...
 
 
+def check_chunks(chunks: np.ndarray, n_samples: int, where: str) -> np.ndarray:
+    """``chunks`` as float32 [n, n_samples], or a ValueError naming the model and the shape it expects."""
+    chunks = np.asarray(chunks, dtype=np.float32)
+    if chunks.ndim != 2 or chunks.shape[1] != n_samples:
+        raise ValueError(f"{where}: expects chunks [n, {n_samples}], got {list(chunks.shape)}")
+    return chunks
+
+
 def encoder_name(value: object, default: str = "birdnet") -> str:
     """The encoder's name from what a store or card records (a ``describe()`` dict, or a bare name).
 
@@ -104,27 +116,34 @@ def encoder_name(value: object, default: str = "birdnet") -> str:
 def species_index(
     classes: list[str], competition: Competition, species: list[str] | None = None
 ) -> np.ndarray:
-    """For each competition species, the index of its class in ``classes``, or -1 when the encoder lacks it."""
+    """For each competition species, the index of its class in ``classes``, or -1 when the encoder lacks it.
+
+    A class named by the species' eBird code wins (Perch v1's label file); else its scientific name through the
+    taxonomy ("Sci name_Common name" as BirdNET names classes, or a bare scientific name as Perch 2.0 does);
+    else its common name. ``classes`` is taken in its own order: index i is logit column i.
+    """
     species = species if species is not None else competition.species
     tax = competition.taxonomy.set_index("SPECIES_CODE")
+    by_label: dict[str, int] = {}
     by_sci: dict[str, int] = {}
     by_common: dict[str, int] = {}
     for i, c in enumerate(classes):
         sci, _, common = c.partition("_")
+        by_label.setdefault(c.strip().lower(), i)
         by_sci.setdefault(sci.strip().lower(), i)
-        by_common.setdefault(common.strip().lower(), i)
-        by_common.setdefault(c.strip().lower(), i)  # encoders whose classes are eBird codes
+        if common:
+            by_common.setdefault(common.strip().lower(), i)
     out = np.full(len(species), -1, dtype=np.int64)
     for j, code in enumerate(species):
-        if code.lower() in by_common:
-            out[j] = by_common[code.lower()]
+        if code.lower() in by_label:
+            out[j] = by_label[code.lower()]
             continue
         if code not in tax.index:
             continue
         row = tax.loc[code]
         sci = str(row["SCI_NAME"]).strip().lower()
         common = str(row["PRIMARY_COM_NAME"]).strip().lower()
-        out[j] = by_sci.get(sci, by_common.get(common, -1))
+        out[j] = by_sci.get(sci, by_common.get(common, by_label.get(common, -1)))
     return out
 
 

@@ -13,6 +13,12 @@ Two paths, same numbers:
   fails (another BirdNET file), the encoder logs the reason and runs the full graph instead.
 - **full** (``fast=False``, the reference): the whole shipped graph.
 
+Precision (``precision``, opt-in; the default ``"exact"`` reproduces the shipped graph): ``"int8"`` stores the
+CNN's convolution and classifier weights as int8 (hybrid ops, about 30 % less CNN time), ``"fft32"`` runs the
+2048-point branch's FFT in float32 (the 1024-point branch must stay float64, see :mod:`birdnet_frontend`), and
+``"int8+fft32"`` both. Their metric and logit error are in benchmarks/RESULTS.md; the load-time self-check always
+runs on the exact path, and the mode's own distance from the graph is recorded beside it.
+
 Per 5 s chunk the paper's windows are [0,3] s and [2,5] s. The chunk embedding is the **mean** of the
 windows' embeddings (the paper's rule); the chunk logits are the **max** over the windows (a call heard in
 either window counts, the rule under which BirdNET alone scores 0.92 on minicomp). ``windows="centre"``
@@ -28,6 +34,8 @@ pads nothing at either).
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import importlib.util
 import logging
 from pathlib import Path
@@ -38,6 +46,7 @@ import numpy as np
 from birdkit import runtime
 from birdkit.encoders.base import Capabilities, EncoderOutputs
 from birdkit.encoders.birdnet_frontend import FrontEnd, FrontEndMismatch
+from birdkit.errors import OptionError
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +59,7 @@ EMBEDDING_DIM = 1024
 # Window start offsets (s) inside a 5 s chunk: the one window definition for BirdNET.
 WINDOW_SCHEMES: dict[str, tuple[float, ...]] = {"paper": (0.0, 2.0), "centre": (1.0,)}
 DEFAULT_BATCH = 8
+PRECISIONS = ("exact", "int8", "fft32", "int8+fft32")
 
 
 def model_dir() -> Path:
@@ -135,9 +145,17 @@ class BirdNET:
         num_threads: int = 1,
         fast: bool = True,
         verify: bool = True,
+        precision: str = "exact",
     ) -> None:
         if windows not in WINDOW_SCHEMES:
-            raise ValueError(f"windows must be one of {sorted(WINDOW_SCHEMES)}, got {windows!r}")
+            raise OptionError(
+                f"--windows {windows!r}: BirdNET window scheme must be one of {sorted(WINDOW_SCHEMES)}"
+            )
+        if precision not in PRECISIONS:
+            raise OptionError(f"BirdNET precision {precision!r}: give one of {', '.join(PRECISIONS)}")
+        if precision != "exact" and not fast:
+            raise OptionError(f"BirdNET precision {precision!r} needs the fast path; drop fast=False")
+        self.precision = precision
         self.model_path = Path(model_path) if model_path else model_dir() / MODEL_FILE
         self.version = self.model_path.stem
         self.windows = windows
@@ -153,6 +171,7 @@ class BirdNET:
                 self._build_fast(data, verify)
             except Exception as exc:  # any surgery, reading or parity failure: the full graph still works
                 self.fallback_reason = f"{type(exc).__name__}: {exc}"
+                self.precision = "exact"  # the full graph has no other
                 log.warning(
                     "BirdNET fast path unavailable for %s (%s); running the full graph",
                     self.model_path.name,
@@ -204,26 +223,47 @@ class BirdNET:
         if fe.input_samples != int(WINDOW_S * SAMPLE_RATE):
             raise FrontEndMismatch(f"graph input has {fe.input_samples} samples, expected 3 s at 48 kHz")
         cnn = runtime.cut(model, [fe.output_tensor], [logits_name, EMBEDDING_TENSOR])  # edits ``model``
+        del model  # the parsed graph (a copy of every weight) before any interpreter: a lower peak per worker
+        gc.collect()
+        ref = self._graph_logits(data) if verify else None  # its interpreter is gone before the CNN's is made
         self._runner = self._runner_for(cnn, logits_name, tuple(fe.output_shape), self.batch_size)
         self.frontend = fe
-        if verify:
-            self._verify(data)
+        if ref is not None:
+            self._verify(ref)
+        if self.precision != "exact":  # opt-in: after the exact path has passed its check
+            if "fft32" in self.precision:
+                self.frontend = dataclasses.replace(fe, fft32=(0,))
+            if "int8" in self.precision:
+                del self._runner  # the exact interpreter, before the weights are parsed again
+                gc.collect()
+                cnn = runtime.quantize_weights(cnn)
+                self._runner = self._runner_for(cnn, logits_name, tuple(fe.output_shape), self.batch_size)
+            if ref is not None:
+                self.self_check = {**(self.self_check or {}), "mode_max_abs_logits": self._distance(ref)}
 
-    def _verify(self, data: bytes) -> None:
-        """Fast path vs the shipped graph (run as is: no second cut) on probe windows; raises -> fallback."""
+    def _graph_logits(self, data: bytes) -> np.ndarray:
+        """The shipped graph's logits (run as is: no second cut) for the probe windows."""
         x = probe_windows()
         interp = runtime.make_interpreter(data, num_threads=self.num_threads)
         inp = interp.get_input_details()[0]
         interp.resize_tensor_input(inp["index"], list(x.shape))
-        interp.allocate_tensors()
+        runtime.allocate(interp)
         interp.set_tensor(inp["index"], x)
         interp.invoke()
-        ref_logits = interp.get_tensor(interp.get_output_details()[0]["index"]).copy()
-        del interp
-        emb, logits = self.run_windows(x)
-        d = float(np.abs(logits - ref_logits).max()) if logits.shape == ref_logits.shape else float("inf")
+        return interp.get_tensor(interp.get_output_details()[0]["index"]).copy()
+
+    def _distance(self, ref_logits: np.ndarray) -> float:
+        """max |this path - the shipped graph| on the logits of the probe windows."""
+        emb, logits = self.run_windows(probe_windows())
+        if logits.shape != ref_logits.shape or not np.isfinite(emb).all():
+            return float("inf")
+        return float(np.abs(logits - ref_logits).max())
+
+    def _verify(self, ref_logits: np.ndarray) -> None:
+        """The exact fast path vs the shipped graph on probe windows; raises -> fallback."""
+        d = self._distance(ref_logits)
         self.self_check = {"max_abs_logits": d}
-        if not d <= self.VERIFY_ATOL or not np.isfinite(emb).all():
+        if not d <= self.VERIFY_ATOL:
             raise FrontEndMismatch(
                 f"self-check failed: max |fast - full| = {d:.3g} on the logits of probe windows "
                 f"(tolerance {self.VERIFY_ATOL})"
@@ -244,6 +284,8 @@ class BirdNET:
         # only what defines the numbers: the store compares this dict when a run resumes
         if self.frontend is not None:
             d["frontend"] = self.frontend.describe()
+        if self.precision != "exact":
+            d["precision"] = self.precision
         if self.fallback_reason:
             d["fallback_reason"] = self.fallback_reason
         return d

@@ -106,6 +106,7 @@ class FrontEnd:
     scale: float
     branches: tuple[MelBranch, ...]
     output_tensor: str  # the graph tensor this reproduces (the CNN's input after the cut)
+    fft32: tuple[int, ...] = ()  # branches whose FFT runs in float32: opt-in, not the graph's numbers
 
     @property
     def n_frames(self) -> int:
@@ -120,7 +121,9 @@ class FrontEnd:
             "output_tensor": self.output_tensor,
             "normalisation": {"eps": self.eps, "offset": self.offset, "scale": self.scale},
             "branches": [b.describe() for b in self.branches],
-            "fft": "float64",
+            "fft": "float64"
+            if not self.fft32
+            else ["float32" if c in self.fft32 else "float64" for c in range(len(self.branches))],
         }
 
     @classmethod
@@ -164,7 +167,10 @@ class _Work:
     def __init__(self, fe: FrontEnd) -> None:
         self.t = fe.n_frames
         self.block = min(BLOCK_FRAMES, self.t)
-        self.buf = [np.empty((self.block, b.frame_length), dtype=np.float64) for b in fe.branches]
+        self.buf = [
+            np.empty((self.block, b.frame_length), dtype=np.float32 if c in fe.fft32 else np.float64)
+            for c, b in enumerate(fe.branches)
+        ]
         self.mel = np.empty((self.t, fe.branches[0].n_mels), dtype=np.float32)
         self.mel_t = []
         for b in fe.branches:

@@ -31,7 +31,8 @@ class Placeholder:
     name = "placeholder"
     version = "1"
     sample_rate = SAMPLE_RATE
-    capabilities = Capabilities()
+    capabilities = Capabilities(cost=0.05)  # an FFT per chunk
+    needs_files = False  # exported datasets carry nothing for it
 
     def __init__(self, bands: int = 16, classes: list[str] | None = None, seed: int = 0) -> None:
         self.bands = int(bands)

@@ -8,21 +8,46 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from pathlib import Path
 from typing import Any
 
 from birdkit.encoders.base import Encoder
 from birdkit.errors import OptionError
 
-# name -> "module:Class"; Perch, EnCodec and the self-supervised encoder register here as they land.
+# name -> "module:Class"
 ENCODERS: dict[str, str] = {
     "birdnet": "birdkit.encoders.birdnet:BirdNET",
-    # a compiled Perch-style graph (5 s at 32 kHz -> embedding, logits); needs model_path=...
-    "perch": "birdkit.encoders.tflite:TFLiteEncoder",
+    # Perch v1 or 2.0 from the user's file (.onnx, or .tflite from `birdkit compile`); needs model_path=...
+    "perch": "birdkit.encoders.perch:Perch",
+    # any graph compiled by `birdkit compile` (NAME.tflite + NAME.json sidecar); needs model_path=...
+    "tflite": "birdkit.encoders.tflite:TFLiteEncoder",
+    # any ONNX encoder on onnxruntime (audio [B, samples] -> embedding, logits); needs model_path=...
+    "onnx": "birdkit.encoders.onnx:ONNXEncoder",
+    # EnCodec 24 kHz from its checkpoint (torch; no logits); needs model_path=...
+    "encodec": "birdkit.encoders.encodec:EncodecEncoder",
     # our own self-supervised encoder (birdkit ssl pretrain); needs model_path=...
     "ssl": "birdkit.encoders.ssl:SSLEncoder",
     # deterministic and tiny: for tests and dry runs without any model file
     "placeholder": "birdkit.encoders.placeholder:Placeholder",
 }
+
+
+# The registered encoder that runs every `birdkit compile` graph shipped as encoders/<name>.tflite + <name>.json,
+# whatever name the heads know it by (package/export.py and infer/plan.py use this, never a class path).
+COMPILED = "tflite"
+# What an exported encoders/<name>/ folder may hold as its model, in the order one is picked.
+MODEL_SUFFIXES = (".tflite", ".onnx", ".th", ".pt")
+
+
+def exported_model(folder: Path) -> Path | None:
+    """The model file of an exported ``encoders/<name>/`` folder: a .tflite (the fp32 one when there are several
+    variants), else a .onnx, else a torch checkpoint; None when it holds none."""
+    for suffix in MODEL_SUFFIXES:
+        found = sorted(folder.glob(f"*{suffix}"))
+        if found:
+            fp32 = [g for g in found if "fp32" in g.name.lower()]
+            return (fp32 or found)[0]
+    return None
 
 
 def resolve(name: str) -> type:

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from birdkit import runtime
-from birdkit.encoders.base import Capabilities, EncoderOutputs
+from birdkit.encoders.base import Capabilities, EncoderOutputs, check_chunks
+from birdkit.encoders.classes import read_label_file
+from birdkit.errors import OptionError
 
 DEFAULT_BATCH = 16
 
@@ -28,10 +30,16 @@ class TFLiteEncoder:
 
     name = "perch"
     sample_rate = 32_000  # the class default (Perch); an instance takes its sidecar's
-    capabilities = Capabilities()
+    capabilities = Capabilities(cost=1.0)  # compiled Perch v1: ~1.2 s per 4-min soundscape (paper)
 
     def __init__(
-        self, model_path: str | Path | None = None, batch_size: int = DEFAULT_BATCH, num_threads: int = 1
+        self,
+        model_path: str | Path | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        num_threads: int = 1,
+        labels: str | Path | None = None,
+        embedding_name: str | None = None,
+        logits_name: str | None = None,
     ) -> None:
         if model_path is None:
             raise FileNotFoundError(
@@ -51,10 +59,20 @@ class TFLiteEncoder:
         self.sample_rate = int(self.card["sample_rate"])
         self.batch_size = batch_size
         roles = self.card["roles"]
-        self._emb_name, self._logits_name = roles["embedding"], roles.get("logits")
+        self._emb_name = embedding_name or roles["embedding"]
+        self._logits_name = logits_name or roles.get("logits")
+        for flag, out in (("--embedding", self._emb_name), ("--logits", self._logits_name)):
+            if out is not None and out not in self.card["outputs"]:
+                raise OptionError(
+                    f"{flag} {out}: {self.model_path.name} has outputs {', '.join(self.card['outputs'])}"
+                )
         self.embedding_dim = int(self.card["outputs"][self._emb_name][-1])
         n_classes = int(self.card["outputs"][self._logits_name][-1]) if self._logits_name else 0
-        self.classes = list(self.card.get("classes") or [f"class_{i}" for i in range(n_classes)])
+        if labels is not None:
+            self.classes = read_label_file(labels, n_classes)
+        else:
+            self.classes = list(self.card.get("classes") or [f"class_{i}" for i in range(n_classes)])
+        self.labels = Path(labels) if labels is not None else None
         self.n_samples = int(self.card["input"]["shape"][-1])
         outputs = [self._emb_name, *([self._logits_name] if self._logits_name else [])]
         self._runner = runtime.FixedBatchRunner(
@@ -66,12 +84,21 @@ class TFLiteEncoder:
         )
 
     @classmethod
-    def export_files(cls, model_path: str | Path | None = None, **options: Any) -> dict[str, Path]:
-        """The compiled graph and its sidecar card."""
+    def export_files(cls, model_path: str | Path | None = None, **options: Any) -> dict[str, Path | dict]:
+        """The compiled graph and its sidecar card (with the classes of ``labels`` when given)."""
         if model_path is None:
             return {}
         p = Path(model_path)
-        return {p.name: p, p.with_suffix(".json").name: p.with_suffix(".json")}
+        side = p.with_suffix(".json")
+        names = {r: options.get(f"{r}_name") for r in ("embedding", "logits") if options.get(f"{r}_name")}
+        if not (options.get("labels") or names) or not side.is_file():
+            return {p.name: p, side.name: side}
+        card = json.loads(side.read_text())
+        card["roles"] = {**card["roles"], **names}  # the outputs the heads' stores were made from
+        if options.get("labels"):
+            n = int(card["outputs"][card["roles"]["logits"]][-1]) if card["roles"].get("logits") else None
+            card["classes"] = read_label_file(options["labels"], n)
+        return {p.name: p, side.name: card}
 
     def _interpreter(self, num_threads: int):
         if not self.card.get("select_tf_ops"):
@@ -82,7 +109,7 @@ class TFLiteEncoder:
             interp = tf.lite.Interpreter(model_path=str(self.model_path), num_threads=num_threads)
             inp = interp.get_input_details()[0]
             interp.resize_tensor_input(inp["index"], [1, self.n_samples])
-            interp.allocate_tensors()
+            runtime.allocate(interp)
             interp.set_tensor(inp["index"], np.zeros((1, self.n_samples), np.float32))
             interp.invoke()  # Flex kernels fail only when prepared: find out now, not mid-inference
             return interp
@@ -101,15 +128,17 @@ class TFLiteEncoder:
             "runtime": runtime.runtime_name() if not self.card.get("select_tf_ops") else "tensorflow (flex)",
             "quantize": self.card.get("quantize"),
             "path": "compiled",
+            "options": {
+                "model_path": str(self.model_path.resolve()),
+                "labels": str(self.labels) if self.labels else None,
+                "embedding_name": self._emb_name,
+                "logits_name": self._logits_name,
+            },
         }
 
     def embed(self, chunks: np.ndarray) -> EncoderOutputs:
         """[n, window samples] float32 -> (embeddings [n, D], logits [n, len(classes)])."""
-        chunks = np.asarray(chunks, dtype=np.float32)
-        if chunks.ndim != 2 or chunks.shape[1] != self.n_samples:
-            raise ValueError(
-                f"{self.model_path.name}: expects chunks [n, {self.n_samples}], got {list(chunks.shape)}"
-            )
+        chunks = check_chunks(chunks, self.n_samples, self.model_path.name)
         outs = self._runner.run(chunks)
         return EncoderOutputs(
             outs[0], outs[1] if self._logits_name else np.zeros((len(chunks), 0), np.float32)

@@ -1,8 +1,10 @@
 """`explore`: embedding stores in, one Markdown report with PNG figures and CSV/Parquet tables out.
 
 Sections: species frequency and call share (paper Table 1, Figure 2), co-occurrence by FP-growth (Table 2,
-Figures 3 and 6, rules saved as a prior), 2-D maps per encoder (Figures 1 and 5) and k-means clusters scored
-against folder labels and pseudo-labels, with spectrogram contact sheets (the self-supervised poster).
+Figures 3 and 6, rules saved as a prior), 2-D maps per encoder (Figures 1 and 5), k-means clusters scored
+against folder labels and pseudo-labels, with spectrogram contact sheets (the self-supervised poster), output
+spaces compared side by side with a mel-spectrogram baseline and a linear probe, and the attention maps of a
+self-supervised (`ssl`) encoder with their call mask scored against the surrogate.
 Everything random is seeded, so a report is reproducible from its stores and options.
 """
 
@@ -19,12 +21,14 @@ from tqdm.auto import tqdm
 
 from birdkit.explore.datasets import label_source, load_datasets
 from birdkit.explore.options import ExploreOptions
+from birdkit.explore.sections.attention import attention_section
 from birdkit.explore.sections.clusters import clusters_section
 from birdkit.explore.sections.cooccurrence import cooccurrence_section
 from birdkit.explore.sections.frequency import frequency_section
 from birdkit.explore.sections.header import header
 from birdkit.explore.sections.maps import maps_section
 from birdkit.explore.sections.output import ReportOutput
+from birdkit.explore.sections.spaces import spaces_section
 from birdkit.io import atomic_write_bytes, atomic_write_json
 
 __all__ = ["ExploreOptions", "ExploreResult", "explore"]
@@ -48,7 +52,7 @@ def explore(paths: list[str | Path], out: str | Path, options: ExploreOptions | 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rep = ReportOutput(out)
-    steps = ["load", "frequency", "co-occurrence", "maps", "clusters", "report"]
+    steps = ["load", "frequency", "co-occurrence", "maps", "clusters", "spaces", "attention", "report"]
     bar = tqdm(total=len(steps), desc="explore", unit="step", disable=not opt.progress)
     timings: dict[str, float] = {}
     last = [t0]
@@ -82,6 +86,14 @@ def explore(paths: list[str | Path], out: str | Path, options: ExploreOptions | 
     bar.set_postfix_str("k-means clusters")
     sections.append(clusters_section(rep, datasets, source, opt))
     step("clusters")
+
+    bar.set_postfix_str("output spaces")
+    sections.append(spaces_section(rep, datasets, source, opt))
+    step("spaces")
+
+    bar.set_postfix_str("attention maps")
+    sections.append(attention_section(rep, datasets, source, opt))
+    step("attention")
 
     bar.set_postfix_str("writing report")
     seconds = time.perf_counter() - t0

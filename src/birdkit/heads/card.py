@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from birdkit.encoders.base import encoder_name
 from birdkit.errors import BirdkitError, OptionError
 from birdkit.store.labels import LabelSpec
@@ -22,7 +24,8 @@ CARD = "card.json"
 HEAD_KINDS = ("linear", "mlp")
 LOSSES = ("bce", "asl", "sigmoidf1", "focal")
 MONITORS = ("roc_auc", "f1", "loss")
-INITS = ("random", "birdnet")
+INITS = ("auto", "random", "birdnet")
+RESIDUAL = ("auto", "on", "off")
 
 
 class ModelError(BirdkitError):
@@ -60,10 +63,18 @@ class TrainConfig:
     hidden: int | None = _option(None, "mlp hidden units (64, 128, 256; default 256)", "model")
     dropout: float = _option(0.0, "mlp dropout", "model")
     init: str = _option(
-        "random",
-        "linear heads on BirdNET stores: start from BirdNET's own classifier rows",
+        "auto",
+        "birdnet: a linear head starts from BirdNET's own classifier rows (it starts as passthrough); "
+        "auto: that wherever the store is BirdNET's and the head linear, else random",
         "model",
         choices=INITS,
+    )
+    residual: str = _option(
+        "auto",
+        "on: the head learns a correction added to the encoder's own logits, starting at zero (passthrough) and "
+        "kept at zero unless validation says it helps; auto: on where the store has the encoder's logits",
+        "model",
+        choices=RESIDUAL,
     )
     labels: LabelSpec | None = _option(
         None, "None: the store's labels.parquet, else the default LabelSpec", "labels"
@@ -84,6 +95,7 @@ class TrainConfig:
             (self.head in HEAD_KINDS, f"--head {self.head!r}: choose one of {', '.join(HEAD_KINDS)}"),
             (self.monitor in MONITORS, f"--monitor {self.monitor!r}: choose one of {', '.join(MONITORS)}"),
             (self.init in INITS, f"--init {self.init!r}: choose one of {', '.join(INITS)}"),
+            (self.residual in RESIDUAL, f"--residual {self.residual!r}: choose one of {', '.join(RESIDUAL)}"),
             (0.0 <= self.dropout < 1.0, f"--dropout {self.dropout}: must lie in [0, 1)"),
             (0.0 <= self.val_fraction < 1.0, f"--val-fraction {self.val_fraction}: must lie in [0, 1)"),
             (self.lr > 0 and math.isfinite(self.lr), f"--lr {self.lr}: must be a positive number"),
@@ -92,6 +104,9 @@ class TrainConfig:
                 self.batch_size is None or self.batch_size >= 1,
                 f"--batch-size {self.batch_size}: must be 1 or more",
             ),
+            (self.epochs >= 1, f"--epochs {self.epochs}: must be 1 or more (a head needs one pass at least)"),
+            (self.threads is None or self.threads >= 1, f"--threads {self.threads}: must be 1 or more"),
+            *_param_checks(self.loss, self.loss_params),
         ]
         problems = [msg for ok, msg in checks if not ok]
         if problems:
@@ -130,6 +145,8 @@ class ModelCard:
     created_by: str = ""
     output: str = "logits"  # what the head graph ends in: logits (the contract) or probabilities
     tflite: dict[str, Any] | None = None  # written by `birdkit export`: file, parity, output kind
+    # per-file post-processing chosen on validation (`birdkit tune`), applied by infer/postprocess.py
+    postprocess: dict[str, Any] = field(default_factory=dict)
     format: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -146,6 +163,8 @@ class ModelCard:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         extra = d.pop("extra")
+        if not d["postprocess"]:  # none chosen: the card reads as cards did before the field existed
+            d.pop("postprocess")
         return _strict({**extra, **d})
 
     @classmethod
@@ -159,17 +178,50 @@ class ModelCard:
 
     @classmethod
     def read(cls, path: str | Path) -> ModelCard:
-        return cls.from_json(json.loads(Path(path).read_text()))
+        try:
+            return cls.from_json(json.loads(Path(path).read_text()))
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as exc:
+            raise ModelError(
+                f"{path}: not a model card birdkit can read ({type(exc).__name__}: {exc}); train the model again "
+                "(`birdkit train`) or restore the file"
+            ) from exc
+
+
+def is_residual(spec: dict) -> bool:
+    """A residual head outputs a correction added to its encoder's own logits (``base_index`` maps each of its
+    species to an encoder class, -1: none, base 0): at zero it is passthrough."""
+    return spec.get("base_index") is not None
+
+
+def base_logits(spec: dict, encoder_logits: np.ndarray) -> np.ndarray:
+    """[n, out_dim] float64: the encoder's logits for each of the head's species (0 where it has none)."""
+    idx = np.asarray(spec["base_index"], dtype=np.int64)
+    out = np.zeros((len(encoder_logits), len(idx)), dtype=np.float64)
+    ok = idx >= 0
+    if len(encoder_logits) and ok.any():
+        out[:, ok] = encoder_logits[:, idx[ok]]
+    return out
+
+
+def _param_checks(loss: str, params: dict[str, Any]) -> list[tuple[bool, str]]:
+    """Loss parameters are numbers, but sigmoidF1's ``on`` (probability|logits): checked before any data is
+    read (which names each loss takes is checked in heads/losses.py)."""
+    checks = []
+    for k, v in (params or {}).items():
+        if k == "on":
+            checks.append((v in ("probability", "logits"), f"--param on={v!r}: choose probability or logits"))
+        else:
+            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            checks.append((ok, f"--param {k}={v!r}: loss {loss} takes a number"))
+    return checks
 
 
 def _strict(obj: Any) -> Any:
-    """NaN -> None and numpy scalars -> Python, so card.json stays strict JSON."""
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_strict(v) for v in obj]
-    if isinstance(obj, float):
-        return None if math.isnan(obj) else obj
-    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
-        return _strict(obj.item())
-    return obj
+    """NaN (and inf) -> None and numpy values -> Python, so card.json stays strict JSON: one JSON round trip."""
+    return json.loads(json.dumps(obj, default=_plain), parse_constant=lambda _: None)
+
+
+def _plain(obj: Any) -> Any:
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy scalars and arrays
+        return obj.tolist()
+    return str(obj)  # a Path or another plain value a card may carry

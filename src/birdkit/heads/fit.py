@@ -82,7 +82,10 @@ def _adam(head: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.
 
 def _monitor_value(name: str, y: np.ndarray, logits: np.ndarray, loss: float) -> float:
     if name == "roc_auc":
-        return metrics.fast_competition_score(y, logits)  # AUC is rank-based: logits rank like probabilities
+        try:  # AUC is rank-based: logits rank like probabilities
+            return metrics.fast_competition_score(y, logits)
+        except ValueError:  # a species positive in every validation window: no ranking to score
+            return -loss
     if name == "f1":
         return metrics.fast_macro_f1(y, expit(logits))
     return -loss
@@ -92,6 +95,7 @@ def specs(config: TrainConfig, in_dim: int, out_dim: int) -> tuple[dict, dict]:
     """The card's ``head`` and ``loss`` entries for a config: what ``build_head`` and ``build_loss`` take."""
     head = heads.head_spec(config.head, in_dim, out_dim, config.hidden, config.dropout)
     loss = {"name": config.loss.lower(), **losses.loss_params(config.loss, **config.loss_params)}
+    losses.build_loss(loss)  # a value the loss refuses (sigmoidF1's S=0) fails here, before any data is read
     return head, loss
 
 
@@ -104,6 +108,7 @@ def fit(
     *,
     progress: bool = True,
     init_state: dict | None = None,
+    base: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> FitResult:
     """Adam on mini-batches; after each epoch score the validation windows and keep the best state.
 
@@ -112,6 +117,10 @@ def fit(
     improvement (0 = never). Without validation windows the last epoch is kept. ``monitor``: roc_auc (the
     competition metric), f1 (macro-F1 at 0.5) or loss (validation loss); roc_auc and f1 fall back to loss when
     the validation labels have no positive at all.
+
+    ``base`` (train, val): logits the head's output is added to (a residual head over its encoder's own
+    logits). With a base, the starting state is epoch 0 and competes like any epoch: a correction that never
+    beats the start on validation is not kept.
     """
     if len(x_train) == 0:
         raise ValueError("no training windows")
@@ -135,6 +144,10 @@ def fit(
             head.load_state_dict(init_state)
         loss_fn = losses.build_loss(loss_spec)
         opt = _adam(head, config.lr, config.weight_decay)
+        bt = bv = None
+        if base is not None:
+            bt = torch.from_numpy(np.ascontiguousarray(base[0], dtype=np.float32))
+            bv = None if base[1] is None else np.asarray(base[1], dtype=np.float32)
         xt = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
         yt = torch.from_numpy(np.ascontiguousarray(y_train, dtype=np.float32))
         if has_val:
@@ -146,6 +159,12 @@ def fit(
         best = (-math.inf, 0, copy.deepcopy(head.state_dict()))
         history: list[dict] = []
         waited = 0
+        if base is not None and has_val:  # epoch 0: the start (passthrough, for a zero correction)
+            v_logits = heads.predict_logits(head, xv) + bv
+            with torch.no_grad():
+                v_loss = float(loss_fn(torch.from_numpy(v_logits), yv_t))
+            best = (_monitor_value(monitor, y_val, v_logits, v_loss), 0, best[2])
+            history.append({"epoch": 0, "val_loss": v_loss, f"val_{monitor}": best[0]})
         for epoch in range(1, epochs + 1):
             head.train()
             perm = torch.from_numpy(rng.permutation(n))
@@ -161,6 +180,8 @@ def fit(
                 end = starts[b + 1] if b + 1 < len(starts) else n
                 idx = perm[starts[b] : end]
                 logits = head(xt.index_select(0, idx))
+                if bt is not None:
+                    logits = logits + bt.index_select(0, idx)
                 loss = loss_fn(logits, yt.index_select(0, idx))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -172,7 +193,7 @@ def fit(
             bar.close()
             row: dict = {"epoch": epoch, "train_loss": total / seen}
             if has_val:
-                v_logits = heads.predict_logits(head, xv)
+                v_logits = heads.predict_logits(head, xv) + (bv if bv is not None else 0.0)
                 with torch.no_grad():
                     row["val_loss"] = float(loss_fn(torch.from_numpy(v_logits), yv_t))
                 row[f"val_{monitor}"] = _monitor_value(monitor, y_val, v_logits, row["val_loss"])

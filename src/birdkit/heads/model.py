@@ -21,7 +21,17 @@ import torch
 from torch import nn
 
 from birdkit.errors import OptionError
-from birdkit.heads.card import CARD, HEAD_KINDS, ModelCard, ModelError, ModelNotFoundError
+from birdkit.heads.card import (
+    CARD,
+    HEAD_KINDS,
+    ModelCard,
+    ModelError,
+    ModelNotFoundError,
+)
+from birdkit.heads.card import (
+    base_logits as base_logits,  # re-exported: numpy only, so inference needs no torch
+)
+from birdkit.heads.card import is_residual as is_residual
 
 HIDDEN_SIZES = (64, 128, 256)
 WEIGHTS = "head.pt"
@@ -65,6 +75,15 @@ def build_head(spec: dict) -> nn.Module:
     raise ModelError(f"head kind {kind!r}: unknown; choose one of {', '.join(HEAD_KINDS)}")
 
 
+def zero_last_layer(head: nn.Module) -> dict:
+    """The head's state with its last Linear at zero: a residual head starting as passthrough."""
+    last = [m for m in head.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    return {k: v.clone() for k, v in head.state_dict().items()}
+
+
 def load_head(model_dir: str | Path) -> tuple[nn.Module, ModelCard]:
     """The trained head of a model folder, in eval mode, and its card (old dict cards load too)."""
     model_dir = Path(model_dir)
@@ -81,7 +100,12 @@ def load_head(model_dir: str | Path) -> tuple[nn.Module, ModelCard]:
             "train it again with this birdkit"
         )
     head = build_head(card.head)
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated zip, bad pickle, not a torch file: all one fix
+        raise ModelError(
+            f"{weights}: not readable head weights ({type(exc).__name__}); train the model again (`birdkit train`)"
+        ) from exc
     try:
         head.load_state_dict(state)
     except RuntimeError as exc:

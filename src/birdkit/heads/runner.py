@@ -12,7 +12,6 @@ TFLite invoke slow, and inference sees every row count from 1 to a few hundred.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from birdkit import runtime
+from birdkit.encoders.registry import exported_model
 from birdkit.errors import BirdkitError
-from birdkit.heads.card import ModelCard
+from birdkit.heads.card import ModelCard, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +69,9 @@ def load_models(root: str | Path) -> ModelSet:
         heads.append(HeadInfo(graph.stem, graph, _read_card(card_path)))
     encoders: dict[str, Path] = {}
     for d in sorted(p for p in (root / "encoders").glob("*") if p.is_dir()):
-        graphs = sorted(d.glob("*.tflite"))
-        if len(graphs) == 1:
-            encoders[d.name] = graphs[0]
-        elif graphs:
-            # Several graphs: the full-precision one is the encoder, others are variants the kit does not pick.
-            fp32 = [g for g in graphs if "fp32" in g.name.lower()]
-            encoders[d.name] = (fp32 or graphs)[0]
+        model = exported_model(d)
+        if model is not None:
+            encoders[d.name] = model
     compiled = {
         g.stem: g for g in sorted((root / "encoders").glob("*.tflite")) if g.with_suffix(".json").exists()
     }
@@ -92,8 +88,10 @@ def load_models(root: str | Path) -> ModelSet:
 def _read_card(path: Path) -> ModelCard:
     try:
         card = ModelCard.read(path)
-    except (json.JSONDecodeError, TypeError, AttributeError) as exc:
-        raise ModelsError(f"{path}: not a model card ({exc}); re-export with `birdkit export`") from exc
+    except ModelError as exc:  # an exported card: the fix is to export again, not to retrain
+        raise ModelsError(
+            f"{path}: not a model card ({exc.__cause__}); re-export with `birdkit export`"
+        ) from exc
     if not card.species:
         raise ModelsError(f"{path}: the card lists no species; re-export with `birdkit export`")
     return card

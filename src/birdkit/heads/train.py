@@ -28,6 +28,14 @@ from birdkit.errors import OptionError
 from birdkit.heads import model as heads
 from birdkit.heads.card import CARD, INITS, ModelCard, TrainConfig
 from birdkit.heads.fit import fit, specs
+from birdkit.heads.residual import (
+    check_compatible,
+    labelled_windows,
+    residual_spec,
+    resolve_residual,
+    store_base,
+    zero_state,
+)
 from birdkit.io import atomic_write_bytes, atomic_write_json
 from birdkit.store import Embeddings, StoreError, load
 from birdkit.store.labels import LABELS_FILE, LabelSpec, labels_for, read_labels
@@ -82,7 +90,13 @@ def submission_frame(row_ids: Sequence[str], prob: np.ndarray, species: list[str
     return sub
 
 
-def score_on_truth(head: torch.nn.Module, store: Embeddings, truth: pd.DataFrame, species: list[str]) -> dict:
+def score_on_truth(
+    head: torch.nn.Module,
+    store: Embeddings,
+    truth: pd.DataFrame,
+    species: list[str],
+    spec: dict | None = None,
+) -> dict:
     """Competition score of a head on a store's windows (e.g. test soundscapes) against ``row_id, labels``."""
     if store.species != species:
         raise StoreError(
@@ -95,7 +109,10 @@ def score_on_truth(head: torch.nn.Module, store: Embeddings, truth: pd.DataFrame
             f"{store.root}: lacks {len(missing)} row(s) of the ground truth, e.g. {missing[:3]}; finish "
             "`birdkit embed` on it, or give the --truth of that data"
         )
-    prob = expit(heads.predict_logits(head, store.embeddings))
+    logits = heads.predict_logits(head, store.embeddings)
+    if spec is not None and heads.is_residual(spec):
+        logits = logits + store_base(store)
+    prob = expit(logits)
     sub = submission_frame(store.frame["row_id"], prob, species)
     score = metrics.score_submission(sub, truth)
     merged = truth.merge(sub, on="row_id", how="left")
@@ -125,7 +142,8 @@ def resolve_labels(emb: Embeddings, spec: LabelSpec | None) -> tuple[np.ndarray,
     """The training labels and how they were made: the given spec; else labels.parquet; else the defaults."""
     if spec is None and (Path(emb.root) / LABELS_FILE).exists():
         y, meta = read_labels(emb)
-        return y, {**meta["spec"], "source": LABELS_FILE}
+        surrogate = {"surrogate": meta["surrogate"]} if meta.get("surrogate") else {}
+        return y, {**meta["spec"], "source": LABELS_FILE, **surrogate}
     if spec is None:
         spec = LabelSpec()
         log.info("%s: no %s; using default labels %s", emb.root, LABELS_FILE, spec)
@@ -148,6 +166,15 @@ def save_model(
 # ----------------------------------------------------------------------------------------------- the entry
 
 
+def resolve_init(emb: Embeddings, spec: dict, init: str = "auto") -> str:
+    """``auto``: BirdNET's classifier where it can start the head (a linear head on a BirdNET store that records
+    its species mapping), else random."""
+    if init != "auto":
+        return init
+    ok = spec["kind"] == "linear" and emb.meta.encoder_name == "birdnet" and emb.meta.logits_index is not None
+    return "birdnet" if ok else "random"
+
+
 def initial_state(emb: Embeddings, spec: dict, init: str) -> dict | None:
     """The head's starting weights: PyTorch's random init, or BirdNET's own classifier rows.
 
@@ -155,11 +182,13 @@ def initial_state(emb: Embeddings, spec: dict, init: str) -> dict | None:
     linear in the 1024-d embedding), so fine-tuning on a few hundred clips starts from the surrogate's 0.92
     instead of learning it again; species BirdNET lacks keep a random row.
     """
+    encoder, index = emb.meta.encoder_name, emb.meta.logits_index
+    if init == "auto":
+        init = resolve_init(emb, spec)
     if init == "random":
         return None
     if init != "birdnet":
         raise OptionError(f"--init {init!r}: choose one of {', '.join(INITS)}")
-    encoder, index = emb.meta.encoder_name, emb.meta.logits_index
     if spec["kind"] != "linear" or encoder != "birdnet" or index is None:
         raise OptionError(
             f"{emb.root}: --init birdnet needs a linear head on a BirdNET store that records its species mapping "
@@ -186,30 +215,61 @@ def train_head(
     test: tuple[str | Path | Embeddings, pd.DataFrame] | None = None,
     name: str | None = None,
     progress: bool = True,
+    exclude_files: set[str] | frozenset[str] = frozenset(),
+    validation: tuple[str | Path | Embeddings, pd.DataFrame] | None = None,
 ) -> ModelCard:
     """Train a head on a store and write ``out/{head.pt, card.json, per_species_val.csv}``; return the card.
 
     ``config.labels``: a LabelSpec to make labels in memory; None reads the store's labels.parquet, or makes
     the defaults (ŷ_species at 0.5) when there is none. ``test``: (store, ``row_id, labels`` ground truth) to
-    score held-out windows, e.g. test soundscapes, with the competition metric.
+    score held-out windows, e.g. test soundscapes, with the competition metric. ``exclude_files``: recordings
+    to leave out of training and validation alike (the clips a `birdkit mix` validation set drew from).
+    ``validation``: (store, ``row_id, labels``) of labelled soundscapes (a `birdkit mix` set) that pick the best
+    epoch instead of held-out clips with pseudo-labels; every kept clip then trains.
     """
     emb = store if isinstance(store, Embeddings) else load(store)
     out = Path(out)
+    spec, loss_spec = specs(config, emb.embeddings.shape[1], len(emb.species))  # bad options fail first
+    if resolve_residual(emb, config):
+        spec = residual_spec(spec, emb)
+        init_state = zero_state(spec, config.seed)
+    else:
+        init_state = initial_state(emb, spec, config.init)
     y, label_info = resolve_labels(emb, config.labels)
-    train_mask, val_mask = split_by_recording(emb.frame["file"], config.val_fraction, config.seed)
+    t_emb = None
+    if test is not None:  # a held-out store that cannot be scored fails now, not after training
+        t_emb = test[0] if isinstance(test[0], Embeddings) else load(test[0])
+        check_compatible(t_emb, emb, "--test-store")
+    keep = ~emb.frame["file"].astype(str).isin(set(exclude_files)).to_numpy()
+    if validation is not None:  # labelled soundscapes validate; every kept clip trains
+        v_emb, v_rows, y_val = labelled_windows(validation[0], validation[1], emb)
+        train_mask, val_mask = keep, np.zeros(len(emb), dtype=bool)
+        x_val = v_emb.embeddings[v_rows]
+        b_val = store_base(v_emb)[v_rows]
+    else:
+        train_mask, val_mask = split_by_recording(emb.frame["file"], config.val_fraction, config.seed)
+        train_mask, val_mask = train_mask & keep, val_mask & keep
+        x_val, y_val, b_val = emb.embeddings[val_mask], y[val_mask], store_base(emb)[val_mask]
     if not train_mask.any():
         raise StoreError(f"{emb.root}: no windows to train on; run `birdkit embed` into it first")
-    spec, loss_spec = specs(config, emb.embeddings.shape[1], len(emb.species))
-    init_state = initial_state(emb, spec, config.init)
+    if not y[train_mask].any():
+        raise StoreError(
+            f"{emb.root}: no positive label in the {int(train_mask.sum())} training windows ({label_info}); a "
+            "head would learn nothing. Lower --threshold, or label with --folder-labels call or all"
+        )
     x, frame = emb.embeddings, emb.frame
+    residual = heads.is_residual(spec)
+    if not residual:
+        b_val = np.zeros_like(y_val, dtype=np.float32)
     result = fit(
         x[train_mask],
         y[train_mask],
-        x[val_mask],
-        y[val_mask],
+        x_val,
+        y_val,
         config,
         progress=progress,
         init_state=init_state,
+        base=(store_base(emb)[train_mask], b_val) if residual else None,
     )
     model_metrics: dict[str, Any] = {
         "best_epoch": result.best_epoch,
@@ -224,17 +284,18 @@ def train_head(
         },
     }
     per_species = None
-    if val_mask.any():
-        v_logits = heads.predict_logits(result.head, x[val_mask])
+    if len(x_val):
+        v_logits = heads.predict_logits(result.head, x_val) + b_val
         model_metrics["val"] = {
-            **evaluate(y[val_mask], v_logits),
-            "recordings": int(frame.loc[val_mask, "file"].nunique()),
+            **evaluate(y_val, v_logits),
+            "set": "labelled soundscapes" if validation is not None else "held-out clips, pseudo-labels",
+            "recordings": int(frame.loc[val_mask, "file"].nunique()) if validation is None else None,
         }
-        per_species = metrics.per_species(y[val_mask], expit(v_logits), emb.species)
-    if test is not None:
-        t_store, truth = test
-        t_emb = t_store if isinstance(t_store, Embeddings) else load(t_store)
-        model_metrics["test"] = score_on_truth(result.head, t_emb, truth, emb.species)
+        if residual:  # the start (zero correction): what the head must beat
+            model_metrics["val"]["passthrough"] = evaluate(y_val, b_val)["roc_auc"]
+        per_species = metrics.per_species(y_val, expit(v_logits), emb.species)
+    if test is not None and t_emb is not None:
+        model_metrics["test"] = score_on_truth(result.head, t_emb, test[1], emb.species, spec)
     card = ModelCard(
         name=name or out.name,
         species=emb.species,
@@ -246,6 +307,7 @@ def train_head(
         # what was asked, with what auto-sizing chose: from_json of this reruns the same training
         hyperparameters={
             **config.to_json(),
+            "init": config.init if residual else resolve_init(emb, spec, config.init),
             "batch_size": result.batch_size,
             "threads": result.threads,
             "optimizer": "adam",

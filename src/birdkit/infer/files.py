@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from birdkit.competition import Competition
+from birdkit.errors import OptionError
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,18 @@ class FileResult:
 
 
 def file_jobs(comp: Competition, split: str, limit: int | None) -> list[FileJob]:
+    """The first ``limit`` files of ``split`` (all with None; a negative limit is refused, never wrapped)."""
+    if limit is not None and limit < 0:
+        raise OptionError(f"--limit {limit}: give 1 or more files (or leave it out for all)")
     files = comp.audio_files(split)
     if limit is not None:
         files = files[:limit]
     return [FileJob(i, str(p), p.stat().st_size) for i, p in enumerate(files)]
+
+
+def same_stems(jobs: list[FileJob]) -> dict[str, list[str]]:
+    """Files whose names differ only in folder or extension (``a.mp3``, ``a.wav``): their row ids would repeat."""
+    by: dict[str, list[str]] = {}
+    for j in jobs:
+        by.setdefault(j.stem, []).append(j.path)
+    return {k: v for k, v in by.items() if len(v) > 1}

@@ -19,12 +19,13 @@ from birdkit.encoders import registry
 from birdkit.encoders.base import Capabilities, species_index, unmapped
 from birdkit.errors import BirdkitError
 from birdkit.heads.runner import HeadInfo, ModelSet, load_models
+from birdkit.infer import postprocess as pp
 
 log = logging.getLogger(__name__)
 
 # The registry's encoder for a compiled TFLite graph (`birdkit compile`): every graph shipped as
 # encoders/<name>.tflite + <name>.json runs on it, whatever its name.
-COMPILED = "perch"
+COMPILED = registry.COMPILED
 
 
 class InferError(BirdkitError, RuntimeError):
@@ -107,6 +108,7 @@ class Plan:
             ],
             "heads": [h.name for h, _ in self.heads],
             "passthrough": self.encoders[self.passthrough].name if self.passthrough is not None else None,
+            "postprocess": dict(self.postprocess),
         }
 
     def fastest(self) -> Plan | None:
@@ -134,7 +136,7 @@ def _spec(name: str, card_encoder: dict, ms: ModelSet | None, options: dict) -> 
         opts["model_path"] = str(ms.compiled[name])
     elif name in registry.ENCODERS or ":" in name:
         e = EncoderSpec(name, name, int(registry.resolve(name).sample_rate))
-        if ms is not None and name in ms.encoder_files:
+        if ms is not None and name in ms.encoder_files and e.accepts("model_path"):
             opts["model_path"] = str(ms.encoder_files[name])
     else:
         where = f"{ms.root}/encoders/{name}.tflite" if ms is not None else "the model folder (none given)"
@@ -153,12 +155,14 @@ def make_plan(
     models: str | Path | None = None,
     passthrough: str | None = None,
     encoder_options: dict | None = None,
+    postprocess: dict | None = None,
 ) -> tuple[Plan, dict[int, Any]]:
     """Decide what scores the chunks: the exported heads in ``models``, or ``passthrough``'s own logits.
 
     ``encoder_options`` (windows, batch_size, num_threads, ...) override what the cards say, for every encoder.
     Returns the plan and the encoders built here (by index in ``plan.encoders``): passthrough builds its encoder
     once, to map the species onto its classes, and a one-process run scores with that very encoder.
+    ``postprocess`` overrides what the folder says (:func:`postprocessing`).
     """
     species = tuple(comp.species)
     options = {k: v for k, v in (encoder_options or {}).items() if v is not None}
@@ -170,7 +174,8 @@ def make_plan(
         missing = unmapped(list(species), index)
         if missing:
             log.warning("%s cannot predict %d species (they score 0)", spec.name, len(missing))
-        return Plan(species, (spec,), (), 0, tuple(int(i) for i in index)), {0: encoder}
+        post = pp.check(postprocess) if postprocess is not None else postprocessing(ms, [])
+        return Plan(species, (spec,), (), 0, tuple(int(i) for i in index), post), {0: encoder}
     if ms is None or not ms.heads:
         where = f"{models} has no heads/<name>.tflite" if ms else "no --models folder was given"
         raise InferError(
@@ -187,4 +192,22 @@ def make_plan(
         missing = [s for s in species if s not in set(h.card.species)]
         if missing:
             log.info("head %s lacks %d submission species (they get the prior)", h.name, len(missing))
-    return Plan(species, tuple(encoders), tuple(heads)), {}
+    post = pp.check(postprocess) if postprocess is not None else postprocessing(ms, [h for h, _ in heads])
+    return Plan(species, tuple(encoders), tuple(heads), postprocess=post), {}
+
+
+def postprocessing(ms: ModelSet | None, heads: list[HeadInfo]) -> dict[str, Any]:
+    """What the model folder says to apply per file: its ``postprocess.json`` (`birdkit tune --apply`), else the
+    heads' cards, which must agree (a card without one counts as none)."""
+    if ms is not None:
+        folder = pp.read(ms.root)
+        if folder is not None:
+            return folder
+    specs = {json.dumps(pp.check(h.card.postprocess), sort_keys=True) for h in heads}
+    if len(specs) > 1:
+        raise InferError(
+            f"the heads in {ms.root if ms else 'the model folder'} record different post-processing "
+            f"({'; '.join(sorted(specs))}); export heads tuned together, or write one postprocess.json "
+            "with `birdkit tune --apply`"
+        )
+    return json.loads(specs.pop()) if specs else {}

@@ -4,6 +4,8 @@
   bundles (two ahead, bounding memory) while the interpreter runs on the current one.
 - ``workers >= 2``: that many processes, each with its own interpreters, each decoding, resampling and scoring
   whole bundles; one process decodes while another's interpreter runs. Only probabilities come back.
+- A file longer than :data:`STREAM_SECONDS` is never handed over whole: the scoring process streams it itself
+  (:class:`birdkit.audio.ChunkStream`, blocks of 4 minutes), so peak memory does not grow with file length.
 
 Both go through the one worker pool, :func:`birdkit.workers.process_map`. A worker that dies takes the bundles
 then in flight with it; the pool runs them again, alone. A bundle that kills its worker each time is split into
@@ -34,6 +36,14 @@ log = logging.getLogger(__name__)
 DECODE_AHEAD = 2  # decoded bundles waiting for the interpreter (a 4-min file at 48 kHz is 46 MB)
 BUNDLE_BYTES = 1_000_000  # files smaller than this (about 1 min of OGG) share encoder calls
 BUNDLE_FILES = 16
+STREAM_SECONDS = 300.0  # longer files are streamed block by block in the scoring process
+
+
+@dataclass(frozen=True)
+class LongFile:
+    """A decoded-bundle entry for a file too long to hand over whole: the scoring process streams it."""
+
+    path: str
 
 
 @dataclass(frozen=True)
@@ -61,15 +71,18 @@ def bundles(
     return out
 
 
-# per file: its chunks at every rate, or why it cannot be read; then the decode stage times
-DecodedBundle = tuple[list[audio.ChunkedFile | str], dict]
+# per file: its chunks at every rate, a long file to stream, or why it cannot be read; then the decode stage times
+DecodedBundle = tuple[list[audio.ChunkedFile | LongFile | str], dict]
 
 
 def decode_bundle(rates: tuple[int, ...], bundle: Bundle) -> DecodedBundle:
     """Decode and resample a bundle's files at every rate the plan needs; a file that cannot be read says why."""
     times = StageTimes()
-    out: list[audio.ChunkedFile | str] = []
+    out: list[audio.ChunkedFile | LongFile | str] = []
     for job in bundle.files:
+        if (audio.header_duration(job.path) or 0.0) > STREAM_SECONDS:
+            out.append(LongFile(job.path))
+            continue
         try:
             out.append(audio.load_chunks(job.path, rates, times.stage))
         except audio.AudioError as exc:
@@ -86,6 +99,9 @@ def score_bundle(scorer: Scorer, bundle: Bundle, decoded: DecodedBundle) -> list
     for job, d in zip(bundle.files, decoded[0], strict=True):
         if isinstance(d, str):
             results.append(FileResult(job, error=d))
+            continue
+        if isinstance(d, LongFile):
+            results.append(score_stream(scorer, job))
             continue
         results.append(FileResult(job, row_ids=d.row_ids, duration_s=d.duration_s))
         good.append((results[-1], d))
@@ -108,6 +124,20 @@ def score_bundle(scorer: Scorer, bundle: Bundle, decoded: DecodedBundle) -> list
                 one = score_bundle(scorer, Bundle(bundle.index, (r.job,)), ([d], {}))[0]
                 r.probs, r.error = one.probs, one.error
     return results
+
+
+def score_stream(scorer: Scorer, job: FileJob) -> FileResult:
+    """A long file, decoded, resampled and scored block by block in this process."""
+    stream = audio.ChunkStream(job.path, scorer.plan.rates, stage=scorer.times.stage)
+    try:
+        probs = np.concatenate([scorer.score(block.by_rate) for block in stream])
+    except audio.AudioError as exc:
+        return FileResult(job, error=exc.reason)
+    except Exception as exc:  # noqa: BLE001 - one file's failure, not the run's
+        return FileResult(job, error=f"scoring failed: {type(exc).__name__}: {exc}")
+    result = FileResult(job, row_ids=stream.row_ids, duration_s=stream.duration_s)
+    result.probs = postprocess.apply(scorer.plan.postprocess, probs)
+    return result
 
 
 @dataclass

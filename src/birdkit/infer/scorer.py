@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from birdkit.heads.card import base_logits, is_residual
 from birdkit.heads.runner import HeadRunner, ModelsError
 from birdkit.infer.plan import Plan
 from birdkit.profile import StageTimes
@@ -67,8 +68,11 @@ class Scorer:
                 return probs
             total = np.zeros((n, s), dtype=np.float64)
             count = np.zeros(s, dtype=np.int64)
-            for runner, ei, src, dst, is_logits in self.heads:
-                out = runner(outs[ei][0])[:, src]
+            for (h, _), (runner, ei, src, dst, is_logits) in zip(self.plan.heads, self.heads, strict=True):
+                out = runner(outs[ei][0])
+                if is_residual(h.card.head):  # a correction over the encoder's own logits
+                    out = out + base_logits(h.card.head, outs[ei][1])
+                out = out[:, src]
                 total[:, dst] += sigmoid(out) if is_logits else out
                 count[dst] += 1
             with np.errstate(invalid="ignore", divide="ignore"):

@@ -48,9 +48,10 @@ def sample_rows(comp: Competition) -> dict[str, list[str]]:
     p = comp.path("sample_submission.csv")
     if not p.exists():
         return {}
-    ids = pd.read_csv(p, usecols=["row_id"])["row_id"].astype(str)
+    comp.species  # noqa: B018 - checks the header first, naming the file
+    ids = pd.read_csv(p, usecols=["row_id"], dtype={"row_id": str})["row_id"].dropna()
     out: dict[str, list[str]] = {}
-    for rid in ids:
+    for rid in dict.fromkeys(ids):
         stem, _, end = rid.rpartition("_")
         if stem and end.isdigit():
             out.setdefault(stem, []).append(rid)
@@ -58,37 +59,94 @@ def sample_rows(comp: Competition) -> dict[str, list[str]]:
 
 
 def assemble(
-    jobs: list[FileJob], results: dict[int, FileResult], species: list[str], rows: dict[str, list[str]]
+    jobs: list[FileJob],
+    results: dict[int, FileResult],
+    species: list[str],
+    rows: dict[str, list[str]],
+    listed_only: bool = False,
+    complete: bool = False,
 ) -> tuple[list[str], np.ndarray, list[dict]]:
     """Rows in file order, float64; unscored files (``rows``: sample_submission's ids by stem, to size them)
-    and unpredicted species get the prior, each species' mean prediction over the scored rows."""
+    and unpredicted species get the prior, each species' mean prediction over the scored rows.
+
+    With ``listed_only`` (the test split, where ``rows`` is what Kaggle scores), a file that sample_submission.csv
+    lists gets exactly its listed rows: a listed row the audio does not reach (a truncated file) gets the prior,
+    a row the list lacks is dropped, and both are reported in the returned list (``partial``: the file was
+    scored). With ``complete`` (the whole test split), rows listed for files the split lacks are added with the
+    prior and reported too: every listed row is in the file exactly once."""
     s = len(species)
-    good = [results[j.index].probs for j in jobs if j.index in results and results[j.index].probs is not None]
-    prior = np.zeros(s, dtype=np.float64)
-    if good:
-        stacked = np.concatenate(good)
-        if len(stacked):
-            with warnings.catch_warnings():
-                warnings.simplefilter(
-                    "ignore", RuntimeWarning
-                )  # all-NaN column: no model predicts the species
-                prior = np.nan_to_num(np.nanmean(stacked, axis=0), nan=0.0)
+    prior = _prior([results[j.index].probs for j in jobs if j.index in results], s)
     row_ids: list[str] = []
     blocks: list[np.ndarray] = []
     errors: list[dict] = []
     for j in jobs:
         r = results.get(j.index)
         if r is not None and r.probs is not None:
-            row_ids += r.row_ids
-            blocks.append(np.where(np.isnan(r.probs), prior, r.probs))
+            ids, block = r.row_ids, np.where(np.isnan(r.probs), prior, r.probs)
+            if listed_only and j.stem in rows:
+                ids, block, note = _as_listed(ids, block, rows[j.stem], prior)
+                if note:
+                    errors.append({"file": j.path, "error": note, "rows": len(ids), "partial": True})
+            row_ids += ids
+            blocks.append(block)
             continue
-        ids = fallback_row_ids(j, rows)
+        ids = rows[j.stem] if listed_only and j.stem in rows else fallback_row_ids(j, rows)
         reason = r.error if r is not None and r.error else "not scored (the run stopped before it)"
         errors.append({"file": j.path, "error": reason, "rows": len(ids)})
         row_ids += ids
         blocks.append(np.broadcast_to(prior, (len(ids), s)))
+    if complete:
+        ids, notes = listed_without_audio(jobs, rows)
+        row_ids += ids
+        errors += notes
+        blocks.append(np.broadcast_to(prior, (len(ids), s)))
     probs = np.concatenate(blocks) if blocks else np.zeros((0, s), dtype=np.float64)
     return row_ids, np.clip(probs.astype(np.float64, copy=False), 0.0, 1.0), errors
+
+
+def _prior(probs: list[np.ndarray | None], n_species: int) -> np.ndarray:
+    """Each species' mean prediction over the scored rows (0 where nothing predicts it)."""
+    good = [p for p in probs if p is not None and len(p)]
+    if not good:
+        return np.zeros(n_species, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column: no model predicts the species
+        return np.nan_to_num(np.nanmean(np.concatenate(good), axis=0), nan=0.0)
+
+
+def _as_listed(
+    ids: list[str], block: np.ndarray, listed: list[str], prior: np.ndarray
+) -> tuple[list[str], np.ndarray, str | None]:
+    """A scored file's rows as sample_submission.csv lists them: the prior for listed rows it lacks, rows the
+    list lacks dropped; the note says how many of each (None when they agree)."""
+    if ids == listed:
+        return ids, block, None
+    at = {rid: i for i, rid in enumerate(ids)}
+    out = np.broadcast_to(prior, (len(listed), len(prior))).copy()
+    have = [k for k, rid in enumerate(listed) if rid in at]
+    out[have] = block[[at[listed[k]] for k in have]]
+    short, extra = len(listed) - len(have), len(set(ids) - set(listed))
+    parts = []
+    if short:
+        parts.append(f"the audio gives {len(ids)} rows where sample_submission.csv lists {len(listed)}: "
+                     f"{short} listed rows get the prior")  # fmt: skip
+    if extra:
+        parts.append(f"{extra} rows sample_submission.csv does not list were dropped")
+    return list(listed), out, "; ".join(parts) or None
+
+
+def listed_without_audio(jobs: list[FileJob], rows: dict[str, list[str]]) -> tuple[list[str], list[dict]]:
+    """Rows sample_submission.csv lists for files the split does not have (they get the prior), and a report
+    line per such file."""
+    have = {j.stem for j in jobs}
+    ids: list[str] = []
+    notes: list[dict] = []
+    for stem, listed in rows.items():
+        if stem not in have:
+            ids += listed
+            notes.append({"file": stem, "error": "listed in sample_submission.csv but no audio file has this "
+                          "name", "rows": len(listed)})  # fmt: skip
+    return ids, notes
 
 
 def write_submission(path: Path, row_ids: list[str], probs: np.ndarray, species: list[str]) -> None:
@@ -134,10 +192,24 @@ def check_submission(
         if not end.isdigit():
             raise SubmissionError(f"{path}: row id {rid!r} is not <file>_<end second>")
         by_stem.setdefault(stem, []).append(int(end))
-    for job in file_jobs(comp, split, limit):
+    listed = sample_rows(comp) if split == "test_soundscapes" else {}
+    jobs = file_jobs(comp, split, limit)
+    for job in jobs:
         ends = by_stem.get(job.stem)
         if not ends:
             raise SubmissionError(f"{path}: no rows for {job.path}")
-        if sorted(ends) != audio.chunk_ends(len(ends)):
+        if job.stem in listed:
+            if sorted(ends) != sorted(int(r.rpartition("_")[2]) for r in listed[job.stem]):
+                raise SubmissionError(
+                    f"{path}: rows of {job.stem} differ from the {len(listed[job.stem])} that "
+                    f"sample_submission.csv lists ({len(ends)} here)"
+                )
+        elif sorted(ends) != audio.chunk_ends(len(ends)):
             raise SubmissionError(f"{path}: rows of {job.stem} are not consecutive 5 s chunks from 5")
+    if limit is None and listed:
+        missing = sorted(set().union(*map(set, listed.values())) - set(df["row_id"]))
+        if missing:
+            raise SubmissionError(
+                f"{path}: lacks {len(missing)} rows sample_submission.csv lists, e.g. {missing[0]}"
+            )
     return df

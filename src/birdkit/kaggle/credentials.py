@@ -9,7 +9,9 @@ overriding its fields.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +20,25 @@ from pathlib import Path
 from birdkit.kaggle.errors import KaggleError
 
 TOKEN_URL = "https://www.kaggle.com/settings/api"
+
+log = logging.getLogger(__name__)
+
+
+def readable_by_others(path: Path) -> bool:
+    """Whether a credential file can be read by other users (group or world), as ``chmod 600`` prevents."""
+    try:
+        return bool(path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH))
+    except OSError:
+        return False
+
+
+def _private(path: Path, home: Path) -> Path:
+    """Warn (once per call) when a credential file is readable by other users; returns the path."""
+    if readable_by_others(path):
+        log.warning(
+            "%s is readable by other users of this machine; fix: chmod 600 %s", _tilde(path, home), path
+        )
+    return path
 
 
 @dataclass
@@ -75,7 +96,7 @@ def find_credentials(env: Mapping[str, str] | None = None, home: Path | None = N
     if token:
         p = Path(token).expanduser()
         if not p.exists() or p.read_text().strip():
-            source = _tilde(p, home) if p.exists() else "the environment"
+            source = _tilde(_private(p, home), home) if p.exists() else "the environment"
             return Credentials("KAGGLE_API_TOKEN", source, user)
         looked.append(f"KAGGLE_API_TOKEN names {p} but that file is empty")
     else:
@@ -83,17 +104,19 @@ def find_credentials(env: Mapping[str, str] | None = None, home: Path | None = N
     for name in ("access_token", "access_token.txt"):
         p = home / ".kaggle" / name
         if p.is_file() and p.read_text().strip():
-            return Credentials("access_token", _tilde(p, home), user)
+            return Credentials("access_token", _tilde(_private(p, home), home), user)
     looked.append(f"{_tilde(home / '.kaggle' / 'access_token', home)} does not exist")
     oauth = home / ".kaggle" / "credentials.json"
     if oauth.is_file():
-        return Credentials("oauth", _tilde(oauth, home), user)
+        return Credentials("oauth", _tilde(_private(oauth, home), home), user)
     if not cfg_path.is_file():
         looked.append(f"{_tilde(cfg_path, home)} does not exist")
     key = env.get("KAGGLE_KEY") or cfg.get("key")
     if user and key:
         from_file = cfg.get("username") and cfg.get("key")
         method = "kaggle.json" if from_file else "KAGGLE_USERNAME/KAGGLE_KEY"
+        if cfg_path.is_file():
+            _private(cfg_path, home)
         return Credentials(method, _tilde(cfg_path, home) if from_file else "the environment", str(user))
     if cfg_path.is_file():
         looked.append(

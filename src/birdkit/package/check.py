@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from birdkit import runtime
+from birdkit.encoders.classes import output_roles
 from birdkit.io import atomic_write_json
-from birdkit.package.compile import DEFAULT_SIGNATURE, import_tf, output_roles
+from birdkit.package.compile import DEFAULT_SIGNATURE, import_tf
 from birdkit.package.errors import CompileError
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from birdkit.encoders.classes import EMBEDDING_NAMES, LOGITS_NAMES, output_roles
 from birdkit.errors import OptionError
 from birdkit.io import atomic_write_bytes, atomic_write_json
 from birdkit.package.errors import CompileError
@@ -37,8 +38,6 @@ log = logging.getLogger(__name__)
 QUANTIZE = ("none", "dynamic")
 SELECT_TF_OPS = ("auto", "never", "always")
 DEFAULT_SIGNATURE = "serving_default"
-EMBEDDING_NAMES = ("embedding", "embeddings", "emb")
-LOGITS_NAMES = ("logits", "label", "labels", "logit")
 
 
 def import_tf() -> Any:
@@ -162,18 +161,6 @@ def signature_info(model: bytes, signature: str | None = None) -> dict:
         "inputs": shapes(runner.get_input_details()),
         "outputs": shapes(runner.get_output_details()),
     }
-
-
-def output_roles(outputs: dict[str, list[int]]) -> dict[str, str]:
-    """Which output is the embedding and which the logits, by name ("embedding", "logits"/"label")."""
-    roles: dict[str, str] = {}
-    for name in outputs:
-        low = name.lower()
-        if any(low == n or low.startswith(n + "_") for n in EMBEDDING_NAMES):
-            roles.setdefault("embedding", name)
-        elif any(low == n or low.startswith(n + "_") for n in LOGITS_NAMES):
-            roles.setdefault("logits", name)
-    return roles
 
 
 def compile_saved_model(

@@ -28,7 +28,6 @@ from birdkit.package.convert import HEAD_INPUT, HEAD_OUTPUT, head_to_tflite, par
 from birdkit.package.errors import ExportError
 from birdkit.package.layout import (
     DATASET_METADATA,
-    ENCODERS,
     HEADS,
     MANIFEST,
     build_manifest,
@@ -41,7 +40,11 @@ from birdkit.package.layout import (
     staging_folder,
     swap_into_place,
 )
+from birdkit.package.layout import (
+    ENCODERS as ENCODERS_DIR,
+)
 from birdkit.package.scan import scan_for_secrets
+from birdkit.package.wheels import RUNTIME_WHEELS, WHEELS, add_wheels
 
 if TYPE_CHECKING:
     from birdkit.heads.card import ModelCard
@@ -53,8 +56,6 @@ DEFAULT_SLUG = "birdkit-models"
 # BirdNET's model (shipped inside the dataset when a head uses it) is CC BY-NC-SA 4.0; the dataset inherits it.
 DEFAULT_LICENSE = "CC-BY-NC-SA-4.0"
 PLACEHOLDER_OWNER = "INSERT_OWNER"
-# The class of every `birdkit compile` graph, whatever name the heads know it by.
-COMPILED_ENCODER = "birdkit.encoders.tflite:TFLiteEncoder"
 
 
 @dataclass
@@ -75,6 +76,8 @@ class ExportReport:
     dataset_id: str
     heads: list[HeadExport] = field(default_factory=list)
     encoders: list[str] = field(default_factory=list)
+    # runtimes the notebook installs offline when its Python lacks them (wheels/)
+    wheels: list[str] = field(default_factory=list)
     files: int = 0
     bytes: int = 0
 
@@ -99,8 +102,10 @@ def export(
 ) -> ExportReport:
     """Write the Kaggle dataset folder ``out`` for the trained heads in ``models``.
 
-    ``encoders`` maps encoder names to compiled ``.tflite`` files (`birdkit compile`); ``include_encoders``
-    adds encoders no head needs (BirdNET alone, for a passthrough submission).
+    ``encoders`` maps encoder names to their model files: a compiled ``.tflite`` (`birdkit compile`), a
+    ``.onnx`` (Perch 2.0), an EnCodec checkpoint; ``include_encoders`` adds encoders no head needs (BirdNET
+    alone, for a passthrough submission). An ONNX encoder brings the onnxruntime wheel (``wheels/``) when one
+    is found (:mod:`.wheels`), for a notebook whose Python lacks it.
     """
     out = Path(out)
     dirs = model_dirs(models)
@@ -111,10 +116,13 @@ def export(
     report = ExportReport(out, dataset_id)
     stage = staging_folder(out)
     try:
-        needed = _export_heads(dirs, stage, Path(parity_store) if parity_store else None, report)
+        needed, options = _export_heads(dirs, stage, Path(parity_store) if parity_store else None, report)
+        runtimes: set[str] = set()
         for enc in sorted(set(needed) | set(include_encoders) | set(compiled)):
-            _export_encoder(enc, needed.get(enc), compiled, stage)
+            files = _export_encoder(enc, needed.get(enc), compiled, stage, options.get(enc, {}))
+            runtimes |= {RUNTIME_WHEELS[Path(f).suffix] for f in files if Path(f).suffix in RUNTIME_WHEELS}
             report.encoders.append(enc)
+        report.wheels = add_wheels(sorted(runtimes), stage / WHEELS)
         copy_package(stage / "birdkit")
         atomic_write_json(stage / DATASET_METADATA, meta)
         atomic_write_json(stage / MANIFEST, build_manifest(stage))
@@ -159,12 +167,14 @@ def _metadata(dataset_id: str | None, title: str, license_name: str) -> tuple[st
 
 def _export_heads(
     dirs: list[Path], stage: Path, parity_store: Path | None, report: ExportReport
-) -> dict[str, int]:
-    """Write heads/<name>.tflite + heads/<name>.json for each model folder; {encoder name: embedding size}."""
+) -> tuple[dict[str, int], dict[str, dict]]:
+    """Write heads/<name>.tflite + heads/<name>.json for each model folder; {encoder name: embedding size} and
+    {encoder name: the constructor options its stores recorded (label file, tensor names)}."""
     from birdkit.heads.model import load_head
 
     (stage / HEADS).mkdir()
     needed: dict[str, int] = {}
+    options: dict[str, dict] = {}
     stores: dict[Path, np.ndarray] = {}
     for d in dirs:
         module, card = load_head(d)
@@ -176,13 +186,14 @@ def _export_heads(
             raise ExportError(f"{d / 'card.json'}: {len(card.species)} species but out_dim {out_dim}")
         enc = card.encoder_name
         needed.setdefault(enc, in_dim)
+        options.setdefault(enc, dict(card.encoder.get("options") or {}))
         if needed[enc] != in_dim:
             raise ExportError(
                 f"{d}: heads on encoder {enc!r} disagree on embedding size ({needed[enc]} vs {in_dim})"
             )
         x, source = parity_inputs(card, in_dim, parity_store, stores)
         report.heads.append(_write_head(stage, d, name, module, card, x, source))
-    return needed
+    return needed, options
 
 
 def _write_head(
@@ -212,42 +223,76 @@ def _write_head(
     return HeadExport(name, card.encoder_name, in_dim, out_dim, max_abs, tol, source, len(data))
 
 
-def _export_encoder(name: str, heads_dim: int | None, compiled: Mapping[str, Path], stage: Path) -> None:
-    """Copy one encoder's files in; ``heads_dim`` is the embedding size its heads take (None: no head)."""
-    files, cls = encoder_files(name, compiled)
+def _export_encoder(
+    name: str, heads_dim: int | None, compiled: Mapping[str, Path], stage: Path, options: Mapping[str, Any]
+) -> list[str]:
+    """Copy one encoder's files in; ``heads_dim`` is the embedding size its heads take (None: no head). The
+    dataset-relative paths written."""
+    files, cls = encoder_files(name, compiled, options)
     dim = _declared_dim(cls, files)
     if heads_dim is not None and dim is not None and dim != heads_dim:
         raise ExportError(f"encoder {name!r} gives {dim}-d embeddings but its heads take {heads_dim}-d")
     for rel, src in files.items():
         copy_in(src, stage / rel)
+    return list(files)
 
 
-def encoder_files(name: str, compiled: Mapping[str, Path]) -> tuple[dict[str, Path], type]:
-    """Dataset-relative path -> source file for one encoder, as its class declares them (``export_files``),
-    and that class. A compiled graph given as NAME=FILE.tflite lands as encoders/NAME.tflite beside its
-    NAME.json sidecar; any other encoder's files go under encoders/NAME/."""
-    from birdkit.encoders.registry import resolve
+def encoder_files(
+    name: str, compiled: Mapping[str, Path], options: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Path | dict], type]:
+    """Dataset-relative path -> source file (or a JSON sidecar to write) for one encoder, as its class declares
+    them (``export_files``), and that class.
+
+    A model file given as NAME=FILE: a compiled ``.tflite`` lands as encoders/NAME.tflite beside its NAME.json
+    sidecar; any other (``.onnx``, a torch checkpoint) goes under encoders/NAME/ with what its class adds (label
+    file, sidecar). A built-in encoder's own files go under encoders/NAME/. ``options``: the constructor
+    options the heads' stores recorded (a label file, tensor names), so the sidecar rebuilds the same encoder;
+    their ``model_path``, when that file is still here, stands in for a NAME=FILE not given.
+    """
+    from birdkit.encoders.registry import COMPILED, ENCODERS, resolve
     from birdkit.errors import OptionError
 
+    opts = {k: v for k, v in (options or {}).items() if v is not None}
+    recorded = opts.pop("model_path", None)  # the file the heads' stores were embedded with
+    if name not in compiled and recorded and Path(recorded).is_file():
+        compiled = {**compiled, name: Path(recorded)}
     nothing_to_ship = ExportError(
         f"a head needs encoder {name!r}, which has no files of its own to ship and was not given; compile "
-        f"it with `birdkit compile SAVED_MODEL --out {name}.tflite` and pass `--encoder {name}={name}.tflite`"
+        f"it with `birdkit compile SAVED_MODEL --out {name}.tflite` and pass `--encoder {name}={name}.tflite` "
+        f"(or pass its .onnx or checkpoint file the same way)"
     )
     if name in compiled:
         src = compiled[name]
-        if src.suffix != ".tflite" or not src.is_file():
-            raise ExportError(f"{src}: not a compiled encoder (.tflite); make one with `birdkit compile`")
-        cls = resolve(COMPILED_ENCODER)
-        files = {f"{ENCODERS}/{name}{Path(k).suffix}": p for k, p in cls.export_files(model_path=src).items()}
+        if src.is_dir():
+            raise ExportError(
+                f"{src}: a folder; compile a SavedModel first with `birdkit compile {src} --out X.tflite`"
+            )
+        if not src.is_file():
+            raise ExportError(f"{src}: no such encoder file")
+        if src.suffix == ".tflite":
+            cls = resolve(COMPILED)
+            found = cls.export_files(model_path=src, **opts)
+            files = {f"{ENCODERS_DIR}/{name}{Path(k).suffix}": p for k, p in found.items()}
+        else:
+            if src.suffix != ".onnx" and name not in ENCODERS:
+                raise ExportError(
+                    f"{src}: not a compiled encoder (.tflite) nor an ONNX graph (.onnx); make one with "
+                    "`birdkit compile`, or name a registered encoder (perch, encodec) for its checkpoint"
+                )
+            cls = resolve(name if name in ENCODERS else "onnx")
+            found = cls.export_files(model_path=src, **opts)
+            files = {f"{ENCODERS_DIR}/{name}/{k}": p for k, p in found.items()}
     else:
         try:
             cls = resolve(name)
         except OptionError:
             raise nothing_to_ship from None
-        files = {f"{ENCODERS}/{name}/{k}": p for k, p in cls.export_files().items()}
+        files = {f"{ENCODERS_DIR}/{name}/{k}": p for k, p in cls.export_files().items()}
+        if not files and not getattr(cls, "needs_files", True):
+            return files, cls  # a built-in that needs no file (the placeholder): nothing to ship
     if not files:
         raise nothing_to_ship
-    missing = [p for p in files.values() if not p.is_file()]
+    missing = [p for p in files.values() if isinstance(p, Path) and not p.is_file()]
     if missing:
         raise ExportError(f"{missing[0]}: encoder {name!r} needs this file in the export, and it is missing")
     return files, cls
@@ -259,7 +304,10 @@ def _declared_dim(cls: type, files: Mapping[str, Path]) -> int | None:
     if isinstance(dim, int):
         return dim
     for src in files.values():
-        if src.suffix == ".json":
+        if isinstance(src, dict):
+            if "embedding_dim" in src:
+                return int(src["embedding_dim"])
+        elif src.suffix == ".json":
             side = json.loads(src.read_text())
             if "embedding_dim" in side:
                 return int(side["embedding_dim"])

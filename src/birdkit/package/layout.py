@@ -4,8 +4,10 @@ Layout (the inference side, ``birdkit.heads.runner``, reads exactly this)::
 
     DATASET/
       birdkit/                  the kit's package source (no __pycache__): the notebook puts DATASET on sys.path
-      encoders/<name>/          a built-in encoder's own files (its ``export_files``), e.g. BirdNET's model
+      encoders/<name>/          an encoder's own files (its ``export_files``): BirdNET's model; a Perch 2.0
+                                NAME.onnx + NAME.json (tensor names) + NAME.labels.csv; EnCodec's checkpoint
       encoders/<name>.tflite    compiled encoders (`birdkit compile`) + their <name>.json sidecar
+      wheels/*.whl              runtimes the notebook installs offline if its Python lacks them (onnxruntime)
       heads/<name>.tflite       embeddings [B, embedding_dim] float32 -> logits [B, len(species)]
       heads/<name>.json         the model card + "tflite": {sha256, parity_max_abs, ...}
       manifest.json             sha256 + size of every other file (not dataset-metadata.json: kaggle keeps it)
@@ -81,10 +83,13 @@ def _looks_absolute(s: str) -> bool:
     return bool(re.match(r"^(/[^/\s]|~[/\\]|[A-Za-z]:[/\\]|\\\\)", s)) and "\n" not in s and len(s) < 4096
 
 
-def copy_in(src: Path, dst: Path) -> None:
-    """Copy one file into the folder; JSON (a compiled encoder's sidecar) with its local paths cut."""
+def copy_in(src: Path | dict, dst: Path) -> None:
+    """Copy one file into the folder; JSON (a compiled encoder's sidecar) with its local paths cut. A dict is a
+    sidecar an encoder made for the export: written as JSON, paths cut the same way."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if src.suffix == ".json":
+    if isinstance(src, dict):
+        atomic_write_json(dst, scrub_paths(src))
+    elif src.suffix == ".json":
         atomic_write_json(dst, scrub_paths(json.loads(src.read_text())))
     else:
         shutil.copyfile(src, dst)

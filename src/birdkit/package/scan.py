@@ -21,6 +21,17 @@ _KEY_PATTERNS = [
     ("a KAGGLE_KEY assignment", re.compile(rb"KAGGLE_KEY\s*[=:]\s*['\"]?[0-9a-fA-F]{32}")),
     ("a KAGGLE_API_TOKEN assignment", re.compile(rb"KAGGLE_API_TOKEN\s*[=:]\s*['\"]?[A-Za-z0-9_\-]{20,}")),
 ]
+# Home folders of any user, on any machine (the card may have been written elsewhere), wherever they sit in a
+# text: alone in a field or inside a sentence of a note.
+_HOME_PATTERNS = [
+    ("a home folder path", re.compile(rb"(?<![\w.~/-])/(?:home|Users)/[A-Za-z0-9._-]+(?=[/\\\s\"',;:)]|$)")),
+    # (spelled in two pieces: this file ships in the export, and the scan reads it too)
+    ("a root home folder path", re.compile(rb"(?<![\w.~/-])/ro" + rb"ot/[A-Za-z0-9._-]+")),
+    (
+        "a Windows user folder path",
+        re.compile(rb"(?<![\w])[A-Za-z]:(?:\\\\|\\|/)Users(?:\\\\|\\|/)[^\\/\"'\s]+"),
+    ),
+]
 
 
 def _secret_values(env: Mapping[str, str]) -> list[tuple[str, bytes]]:
@@ -98,9 +109,17 @@ def scan_for_secrets(
         for label, pattern in _KEY_PATTERNS:
             if pattern.search(data):
                 findings.append(f"{rel}: holds {label}")
+        found_path = False
         for label, pattern in paths:
             m = pattern.search(data)
             if m:
                 line = data.count(b"\n", 0, m.start()) + 1
                 findings.append(f"{rel}:{line}: holds an absolute path under {label}")
+                found_path = True
+        for label, pattern in [] if found_path else _HOME_PATTERNS:
+            m = pattern.search(data)
+            if m:
+                line = data.count(b"\n", 0, m.start()) + 1
+                findings.append(f"{rel}:{line}: holds {label}")
+                break
     return findings

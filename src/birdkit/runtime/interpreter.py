@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable, Sequence
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,44 @@ def make_interpreter(model: str | Path | bytes, num_threads: int = 1) -> Any:
     if isinstance(model, bytes | bytearray):
         return cls(model_content=bytes(model), num_threads=num_threads)
     return cls(model_path=str(model), num_threads=num_threads)
+
+
+def native_quiet() -> bool:
+    """Whether the runtime's own C++ INFO lines are hidden: ``TF_CPP_MIN_LOG_LEVEL`` >= 1, TensorFlow's knob,
+    which `birdkit` sets unless ``--verbose`` and which LiteRT's logger ignores."""
+    try:
+        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")) >= 1
+    except ValueError:
+        return False
+
+
+@contextmanager
+def _stderr_hidden() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for the duration (C++ writes there directly, past Python's sys.stderr)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded, closed): nothing to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def allocate(interpreter: Any) -> None:
+    """``allocate_tensors()``, without LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." (printed
+    once per process, at the first allocation) unless the runtime's INFO lines are wanted (:func:`native_quiet`).
+    Errors still raise as exceptions with their message."""
+    if not native_quiet():
+        interpreter.allocate_tensors()
+        return
+    with _stderr_hidden():
+        interpreter.allocate_tensors()
 
 
 def copy_rows(rows: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -123,18 +164,18 @@ class FixedBatchRunner:
 
     def _resize(self, batch: int, native: list[int], fresh: bool) -> int:
         if native == [batch, *self.input_shape]:
-            self.interpreter.allocate_tensors()
+            allocate(self.interpreter)
             return batch
         try:
             self.interpreter.resize_tensor_input(self._in, [batch, *self.input_shape])
-            self.interpreter.allocate_tensors()
+            allocate(self.interpreter)
             return batch
         except (RuntimeError, ValueError) as exc:
             if not fresh or native[1:] != list(self.input_shape):
                 raise
             log.info("static batch %d kept (%s)", native[0], exc)
             self.interpreter = make_interpreter(self._source, self._num_threads)
-            self.interpreter.allocate_tensors()
+            allocate(self.interpreter)
             return native[0]
 
     def run(self, rows: np.ndarray, fill: Fill = copy_rows) -> list[np.ndarray]:

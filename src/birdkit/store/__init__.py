@@ -1,5 +1,7 @@
-"""The embedding store and what reads and writes it: Parquet shards (:mod:`.shards`), the typed metadata
-(:mod:`.meta`), the embed stage (:mod:`.embed`) and the pseudo-labels kept beside the rows (:mod:`.labels`)."""
+"""The embedding store and what reads and writes it: Parquet shards (:mod:`.shards`) in a folder or at a URL
+(:mod:`.fs`), the typed metadata (:mod:`.meta`), the one-writer lock (:mod:`.lock`), the embed stage
+(:mod:`.embed`) with its per-file work (:mod:`.filejob`) run locally or on Dask (:mod:`.dask_engine`), and the
+pseudo-labels kept beside the rows (:mod:`.labels`)."""
 
 from birdkit.store.meta import StoreMeta
 from birdkit.store.shards import (

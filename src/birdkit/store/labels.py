@@ -196,7 +196,11 @@ def decode(codes: pd.Series | list[str], species: list[str]) -> np.ndarray:
 
 
 def write_labels(
-    emb: Embeddings, labels: np.ndarray, spec: LabelSpec, summary: LabelSummary | None = None
+    emb: Embeddings,
+    labels: np.ndarray,
+    spec: LabelSpec,
+    summary: LabelSummary | None = None,
+    surrogate: dict | None = None,
 ) -> Path:
     """Write ``labels.parquet`` next to the store's shards, atomically."""
     labels = np.asarray(labels, dtype=bool)
@@ -215,6 +219,8 @@ def write_labels(
         "spec": spec.to_dict(),
         "species": emb.species,
         "encoder": emb.meta.encoder,
+        # whose logits made the labels: None for the store's own encoder, else the surrogate store's
+        "surrogate": surrogate,
         "summary": (summary or summarize(labels, emb.species)).to_dict(),
     }
     table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
@@ -253,9 +259,43 @@ def read_labels(emb: Embeddings) -> tuple[np.ndarray, dict]:
     return labels, meta
 
 
-def label_store(emb: Embeddings, spec: LabelSpec | None = None) -> tuple[Path, LabelSummary]:
-    """Make, summarize and write the labels of a store: what `birdkit label` does."""
+def surrogate_logits(emb: Embeddings, surrogate: Embeddings) -> np.ndarray:
+    """The surrogate store's logits [n, S] for each row of ``emb``, joined by (file, row_id): the paper's best
+    configuration trains on one encoder's embeddings with another encoder's pseudo-labels."""
+    where = f"--surrogate {surrogate.root}"
+    if surrogate.species != emb.species:
+        raise StoreError(
+            f"{where}: made for another species list than {emb.root}; embed both from one competition"
+        )
+    if not np.isfinite(surrogate.logits).any():
+        raise StoreError(
+            f"{where}: its encoder ({surrogate.meta.encoder_name}) has no logits for any competition species; "
+            "choose a surrogate with a classifier (birdnet, perch)"
+        )
+    keys = pd.MultiIndex.from_arrays(
+        [surrogate.frame["file"].astype(str), surrogate.frame["row_id"].astype(str)]
+    )
+    want = pd.MultiIndex.from_arrays([emb.frame["file"].astype(str), emb.frame["row_id"].astype(str)])
+    pos = keys.get_indexer(want)
+    if (pos < 0).any():
+        missing = [want[i][1] for i in np.flatnonzero(pos < 0)[:3]]
+        raise StoreError(
+            f"{where}: lacks {(pos < 0).sum()} of the {len(emb)} rows of {emb.root} (e.g. {missing}); embed the "
+            f"same split with the surrogate's encoder (`birdkit embed ... --out {surrogate.root}`), it resumes"
+        )
+    return surrogate.logits[pos]
+
+
+def label_store(
+    emb: Embeddings, spec: LabelSpec | None = None, surrogate: Embeddings | None = None
+) -> tuple[Path, LabelSummary]:
+    """Make, summarize and write the labels of a store: what `birdkit label` does. ``surrogate``: another
+    store whose logits make the labels (joined by row), instead of the store's own."""
     spec = spec or LabelSpec()
-    labels = labels_for(emb, spec)
-    summary = summarize(labels, emb.species, predicted(emb.logits, spec.threshold))
-    return write_labels(emb, labels, spec, summary), summary
+    logits = emb.logits if surrogate is None else surrogate_logits(emb, surrogate)
+    labels = make_labels(logits, emb.frame, emb.species, spec)
+    summary = summarize(labels, emb.species, predicted(logits, spec.threshold))
+    source = (
+        None if surrogate is None else {"store": Path(surrogate.root).name, "encoder": surrogate.meta.encoder}
+    )
+    return write_labels(emb, labels, spec, summary, surrogate=source), summary

@@ -12,8 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from birdkit.encoders.base import encoder_name
+from birdkit.errors import BirdkitError
 
 SCHEMA_VERSION = 2
+
+
+class StoreError(BirdkitError):
+    """A store folder that is missing, foreign or inconsistent; the message names it and the fix."""
 
 
 @dataclass(frozen=True)
@@ -63,4 +68,18 @@ class StoreMeta:
     @classmethod
     def read(cls, path: str | Path) -> StoreMeta:
         """``_meta.json`` as written by this or any earlier birdkit."""
-        return cls.from_json(json.loads(Path(path).read_text()))
+        return cls.parse(Path(path).read_bytes(), str(path))
+
+    @classmethod
+    def parse(cls, data: bytes, where: str) -> StoreMeta:
+        """The record in ``data`` (the bytes of ``where``); a damaged file is a :class:`StoreError` naming it."""
+        try:
+            d = json.loads(data)
+            if not isinstance(d, dict):
+                raise TypeError(f"a JSON {type(d).__name__}, not an object")
+            return cls.from_json(d)
+        except (ValueError, TypeError) as exc:
+            raise StoreError(
+                f"{where}: unreadable store metadata ({exc}); the store's rows cannot be trusted without it: "
+                "delete the store folder and run `birdkit embed` again"
+            ) from exc

@@ -6,16 +6,21 @@ Layout of a store folder (one split of one encoder)::
     part-00000-<id>.parquet    rows; each shard is written to a .tmp name and renamed into place
     errors-<id>.json           files that could not be embedded, with the reason (not retried on resume)
     labels.parquet             written later by `birdkit label`
+    _lock.json                 while a run writes: its pid and host (:mod:`.lock`)
+    _corrupt/                  shards that `birdkit embed --repair` found unreadable, moved out of the way
 
-A file's rows always land in one shard, and a shard appears only once complete, so a killed run resumes by
-skipping the files that completed shards (and error records) already name: no duplicate, no missing row.
-Paths are stored relative to the split folder, never as local absolute paths.
+A file's rows always land in one shard, and a shard appears only once complete (written under a temporary
+name, fsynced, renamed), so a killed run resumes by skipping the files that completed shards (and error
+records) already name: no duplicate, no missing row. The next run removes the temporary files a kill left.
+A shard damaged all the same (a full disk, a copy cut short) is named with the fix, ``embed --repair``.
+Paths are stored relative to the split folder, never as local absolute paths. The folder may be a URL
+(:mod:`.fs`).
 """
 
 from __future__ import annotations
 
 import json
-import os
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,16 +31,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from birdkit.errors import BirdkitError
-from birdkit.io import atomic_write_json
-from birdkit.store.meta import StoreMeta
+from birdkit.store.fs import StoreFS
+from birdkit.store.meta import StoreError, StoreMeta
+
+log = logging.getLogger(__name__)
 
 META = "_meta.json"
+CORRUPT = "_corrupt"
 ROW_COLUMNS = ["row_id", "file", "split", "primary_label", "secondary_labels", "start_s", "end_s"]
-
-
-class StoreError(BirdkitError):
-    """A store folder that is missing, foreign or inconsistent; the message names it and the fix."""
+UNREADABLE = (pa.ArrowException, OSError, ValueError)  # what a truncated Parquet or JSON file raises
 
 
 @dataclass
@@ -74,64 +78,97 @@ def _fixed(arr: np.ndarray) -> pa.FixedSizeListArray:
 
 
 class EmbeddingStore:
-    """Writer and resume bookkeeping for one store folder."""
+    """Writer and resume bookkeeping for one store folder (a local path or a URL)."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+        self.fs = StoreFS(root)
+        self.root = self.fs.root
 
-    @property
-    def meta_path(self) -> Path:
-        return self.root / META
+    def check_folder(self) -> None:
+        """Refuse a path that names a file, before anything is written there."""
+        if self.fs.is_file():
+            raise StoreError(f"{self.root}: is a file, not a store folder; give --out a new or store folder")
 
     def open(self, meta: StoreMeta) -> None:
-        """Create the folder, or check that an existing one was written with the same encoder and species."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        if self.meta_path.exists():
+        """Create the folder, or check that an existing one was written with the same encoder and species.
+        Call it holding the store lock: it removes the temporary files an interrupted run left."""
+        self.check_folder()
+        self.fs.mkdir()
+        for name in self.fs.names(".*.tmp"):
+            self.fs.remove(name)
+        if self.fs.exists(META):
             old = read_meta(self.root).identity()
             new = meta.identity()
-            for key in new:
-                if old.get(key) != new[key]:
-                    raise StoreError(
-                        f"{self.root}: holds a store written with a different {key} "
-                        f"({_short(old.get(key))} vs {_short(new[key])}); give another --out folder "
-                        "or delete this one"
-                    )
+            diffs = [d for key in new for d in _differences(key, old.get(key), new[key])]
+            if diffs:
+                raise StoreError(
+                    f"{self.root}: holds a store written with a different {'; '.join(diffs)}; "
+                    "give another --out folder, or delete this one to start again"
+                )
             return
-        atomic_write_json(self.meta_path, meta.to_json())
+        self.fs.write_atomic(META, _json_bytes(meta.to_json()))
 
-    def shards(self) -> list[Path]:
-        return sorted(self.root.glob("part-*.parquet"))
+    def shards(self) -> list[str]:
+        return self.fs.names("part-*.parquet")
 
-    def done_files(self) -> set[str]:
-        """Files already in a complete shard or recorded as errors."""
+    def done_files(self, repair: bool = False) -> set[str]:
+        """Files already in a complete shard or recorded as errors. An unreadable shard or error record is a
+        :class:`StoreError` naming it, or, with ``repair``, moved to ``_corrupt/`` so its files embed again."""
         done: set[str] = set()
-        for p in self.shards():
-            done.update(pq.read_table(p, columns=["file"]).column("file").unique().to_pylist())
-        for p in self.root.glob("errors-*.json"):
-            done.update(e["file"] for e in json.loads(p.read_text()))
+        bad: list[str] = []
+        for name in self.shards():
+            try:
+                table = pq.read_table(self.fs.join(name), columns=["file"], filesystem=self.fs.fs)
+                done.update(table.column("file").unique().to_pylist())
+            except UNREADABLE:
+                bad.append(name)
+        for name in self.fs.names("errors-*.json"):
+            try:
+                done.update(e["file"] for e in json.loads(self.fs.read_bytes(name)))
+            except (*UNREADABLE, KeyError, TypeError):
+                bad.append(name)
+        if bad and not repair:
+            raise StoreError(_corrupt_message(self.root, bad))
+        for name in bad:
+            log.warning(
+                "%s: moved unreadable %s to %s; its files will be embedded again", self.root, name, CORRUPT
+            )
+            self.fs.move_aside(name, CORRUPT)
         return done
 
     def errors(self) -> list[dict]:
         out: list[dict] = []
-        for p in sorted(self.root.glob("errors-*.json")):
-            out.extend(json.loads(p.read_text()))
+        for name in self.fs.names("errors-*.json"):
+            out.extend(json.loads(self.fs.read_bytes(name)))
         return out
 
-    def write_shard(self, files: Iterable[FileRows], errors: Iterable[dict] = ()) -> Path | None:
-        """Write one shard of whole files (and their error records) atomically."""
+    def write_shard(self, files: Iterable[FileRows], errors: Iterable[dict] = ()) -> str | None:
+        """Write one shard of whole files (and their error records), each all or nothing; returns its name."""
         files = list(files)
         errors = list(errors)
         sid = uuid.uuid4().hex[:8]
-        path = None
+        name = None
         if files:
-            path = self.root / f"part-{len(self.shards()):05d}-{sid}.parquet"
-            table = rows_table(files)
-            tmp = path.with_name(f".{path.name}.tmp")
-            pq.write_table(table, tmp, compression="zstd")
-            os.replace(tmp, path)
+            name = f"part-{len(self.shards()):05d}-{sid}.parquet"
+            buf = pa.BufferOutputStream()
+            pq.write_table(rows_table(files), buf, compression="zstd")
+            self.fs.write_atomic(name, buf.getvalue().to_pybytes())
         if errors:
-            atomic_write_json(self.root / f"errors-{sid}.json", errors)
-        return path
+            self.fs.write_atomic(f"errors-{sid}.json", _json_bytes(errors))
+        return name
+
+
+def _json_bytes(obj: object) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _corrupt_message(root: object, names: list[str]) -> str:
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (
+        f"{root}: {len(names)} unreadable store file(s): {shown} (cut short by a crash, a full disk or a "
+        "partial copy?); run the same `birdkit embed` command with --repair: it moves them to "
+        f"{root}/{CORRUPT} and embeds their audio files again"
+    )
 
 
 def rows_table(files: list[FileRows]) -> pa.Table:
@@ -173,12 +210,20 @@ class Embeddings:
 
 def load(root: str | Path) -> Embeddings:
     """Read every shard of a store, sorted by file and start, with embeddings and logits as arrays."""
-    root = Path(root)
+    fs = StoreFS(root)
     meta = read_meta(root)
-    shards = sorted(root.glob("part-*.parquet"))
+    shards = fs.names("part-*.parquet")
     if not shards:
-        raise StoreError(f"{root}: store has no rows yet; run `birdkit embed` (it resumes where it stopped)")
-    table = pa.concat_tables([pq.read_table(p) for p in shards])
+        raise StoreError(f"{fs}: store has no rows yet; run `birdkit embed` (it resumes where it stopped)")
+    tables, bad = [], []
+    for name in shards:
+        try:
+            tables.append(pq.read_table(fs.join(name), filesystem=fs.fs))
+        except UNREADABLE:
+            bad.append(name)
+    if bad:
+        raise StoreError(_corrupt_message(fs, bad))
+    table = pa.concat_tables(tables)
     order = np.lexsort(
         (table.column("start_s").to_numpy(), table.column("file").to_numpy(zero_copy_only=False))
     )
@@ -187,21 +232,16 @@ def load(root: str | Path) -> Embeddings:
     emb = _to_matrix(table.column("embedding"))
     logits = _to_matrix(table.column("logits"))
     if frame["row_id"].duplicated().any() and frame[["file", "row_id"]].duplicated().any():
-        raise StoreError(f"{root}: duplicate rows; delete the store and run `birdkit embed` again")
-    return Embeddings(frame.reset_index(drop=True), emb, logits, meta, root)
+        raise StoreError(f"{fs}: duplicate rows; delete the store and run `birdkit embed` again")
+    return Embeddings(frame.reset_index(drop=True), emb, logits, meta, fs.root)
 
 
 def read_meta(root: str | Path) -> StoreMeta:
     """A store's ``_meta.json``, whichever birdkit version wrote it."""
-    path = Path(root) / META
-    if not path.exists():
-        raise StoreError(f"{root}: not an embedding store (no {META}); create one with `birdkit embed`")
-    try:
-        return StoreMeta.read(path)
-    except (ValueError, TypeError) as exc:
-        raise StoreError(
-            f"{path}: unreadable store metadata ({exc}); delete the store and run `birdkit embed`"
-        ) from exc
+    fs = StoreFS(root)
+    if not fs.exists(META):
+        raise StoreError(f"{fs}: not an embedding store (no {META}); create one with `birdkit embed`")
+    return StoreMeta.parse(fs.read_bytes(META), fs.join(META))
 
 
 def _to_matrix(col: pa.ChunkedArray) -> np.ndarray:
@@ -210,6 +250,25 @@ def _to_matrix(col: pa.ChunkedArray) -> np.ndarray:
     return arr.values.to_numpy(zero_copy_only=False).reshape(-1, width).astype(np.float32, copy=False)
 
 
+def _differences(key: str, old: object, new: object) -> list[str]:
+    """What differs between a stored identity value and this run's, named down to the differing sub-key, so
+    that a long value (an encoder record, a species list) never hides the difference."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            d for k in sorted(set(old) | set(new)) for d in _differences(f"{key} {k}", old.get(k), new.get(k))
+        ]
+    if old == new:
+        return []
+    if isinstance(old, list) and isinstance(new, list) and len(old) > 3:
+        extra, lost = [x for x in new if x not in old], [x for x in old if x not in new]
+        if extra or lost:
+            detail = f"this run adds {_short(extra)}, lacks {_short(lost)}"
+        else:
+            detail = "same items in another order"
+        return [f"{key} ({len(old)} in the store, {len(new)} in this run: {detail})"]
+    return [f"{key} (the store: {_short(old)}, this run: {_short(new)})"]
+
+
 def _short(v: object) -> str:
     s = json.dumps(v)
-    return s if len(s) < 60 else s[:57] + "..."
+    return s if len(s) < 80 else s[:77] + "..."

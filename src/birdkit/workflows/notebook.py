@@ -14,7 +14,13 @@ the hidden test set appears only when the notebook is scored, so the notebook th
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
+import os
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +72,45 @@ def find_models(root: Path = KAGGLE_INPUT) -> Path | None:
     found = [p for p in _candidates(root) if (p / "heads").is_dir() or (p / "encoders").is_dir()]
     found.sort(key=lambda p: (not (p / "birdkit").is_dir(), not (p / "heads").is_dir(), str(p)))
     return found[0] if found else None
+
+
+def ensure_wheels(models_dir: str | Path | None, target: str | Path | None = None) -> list[str]:
+    """Install, offline, each wheel the exported dataset carries (``wheels/``) whose module this Python lacks.
+
+    The export ships ``onnxruntime``'s wheel when an encoder is an ONNX graph; Kaggle's image may lack it and has
+    no internet. Installed with ``--no-deps`` into ``target`` (a temp folder, not the notebook's output), which
+    goes on ``sys.path`` and ``PYTHONPATH`` so the scoring processes see it too. A wheel that will not install is
+    logged, never raised: the run then writes the prior for what it cannot score, and the submission stays valid.
+    """
+    folder = Path(models_dir) / "wheels" if models_dir else None
+    if folder is None or not folder.is_dir():
+        return []
+    dest = Path(target) if target else Path(tempfile.gettempdir()) / "birdkit-wheels"
+    installed = []
+    for wheel in sorted(folder.glob("*.whl")):
+        module = wheel.name.split("-")[0].replace(".", "_").lower()
+        if importlib.util.find_spec(module) is not None:
+            continue
+        cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target", str(dest)]
+        try:
+            done = subprocess.run([*cmd, str(wheel)], capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.SubprocessError) as exc:  # no pip, a read-only disk: go on without it
+            log.warning("%s: offline install failed: %s", wheel.name, exc)
+            continue
+        if done.returncode:
+            log.warning(
+                "%s: offline install failed: %s", wheel.name, (done.stderr or done.stdout).strip()[-400:]
+            )
+            continue
+        if str(dest) not in sys.path:
+            sys.path.insert(0, str(dest))
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(dest), os.environ.get("PYTHONPATH")) if p
+            )
+        importlib.invalidate_caches()
+        log.info("installed %s offline from %s", module, wheel.name)
+        installed.append(wheel.name)
+    return installed
 
 
 @dataclass(frozen=True)

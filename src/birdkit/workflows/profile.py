@@ -98,7 +98,11 @@ def profile_configurations(
     Every configuration runs the whole path (decode to written CSV) in a fresh set of interpreters, the guard
     off, so the rows compare like the paper's Table 7.
     """
+    if files < 1:
+        raise OptionError(f"--files {files}: give 1 or more soundscapes to time")
     configs = configs if configs is not None else configurations(models)
+    if not configs:
+        raise OptionError("no configuration to profile: give --models with heads, or drop --only")
     profiles: list[Profile] = []
     with tempfile.TemporaryDirectory(prefix="birdkit-profile-") as tmp:
         for i, c in enumerate(configs):

@@ -60,7 +60,8 @@ class RunConfig:
         )
 
     def train_config(self, base: TrainConfig) -> TrainConfig:
-        """``base`` (the optimisation options) with this run's head, loss and labels."""
+        """``base`` (the optimisation options) with this run's head, loss and labels; the paper's plain heads
+        (random start, no residual over the encoder's logits), so the grids reproduce its tables."""
         return replace(
             base,
             loss=self.loss,
@@ -68,6 +69,8 @@ class RunConfig:
             head=self.head,
             hidden=self.hidden,
             labels=LabelSpec(folder=self.label_mode),
+            init="random",
+            residual="off",
         )
 
 

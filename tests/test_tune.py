@@ -1,0 +1,87 @@
+"""`birdkit tune`: post-processing chosen on labelled validation soundscapes, never worse than none there,
+reported, and written where CLI and notebook read it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from birdkit.errors import OptionError
+from birdkit.infer import postprocess as pp
+from birdkit.mix import MixConfig, mix
+from birdkit.workflows.tune import apply_to, score_raw, search, tune
+
+
+@pytest.fixture(scope="module")
+def validation(synthetic_comp, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tune") / "val"
+    mix(synthetic_comp, out, MixConfig(files=4, seconds=30, seed=2))
+    return out
+
+
+@pytest.fixture(scope="module")
+def scored(validation):
+    return score_raw(validation, passthrough="placeholder")
+
+
+def test_raw_scores_cover_every_labelled_row(scored):
+    ids = [r for rows, _ in scored.files for r in rows]
+    assert sorted(ids) == sorted(scored.truth["row_id"])
+    assert 0.0 < scored.score({}) <= 1.0
+
+
+def test_search_starts_from_none_and_never_chooses_worse(scored):
+    r = search(scored, trials=10, seed=0)
+    assert r.trials[-1]["score"] <= r.score and r.score >= r.baseline
+    assert any(t["spec"] == {} for t in r.trials)
+    assert abs(scored.score(r.best) - r.score) < 1e-12
+    assert r.best == pp.check(r.best)
+    assert search(scored, trials=10, seed=0).best == r.best  # seeded: the same choice again
+
+
+def test_tune_writes_report_and_applies(validation, tmp_path):
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    (ds / "manifest.json").write_text("{}")
+    r = tune(validation, passthrough="placeholder", trials=6, out=tmp_path / "rep", apply=ds)
+    assert "no post-processing" in (tmp_path / "rep" / "tune.md").read_text()
+    assert json.loads((tmp_path / "rep" / "tune.json").read_text())["best"] == r.best
+    assert pp.read(ds) == r.best
+    assert "postprocess.json" in json.loads((ds / "manifest.json").read_text())["files"]
+
+
+def test_tune_needs_labels_and_a_model(synthetic_comp, validation, tmp_path):
+    import shutil
+
+    from birdkit.cli.main import main
+
+    unlabelled = tmp_path / "unlabelled"
+    shutil.copytree(validation, unlabelled)
+    (unlabelled / "test_labels_5s.csv").unlink()
+    with pytest.raises(OptionError, match="birdkit mix"):
+        score_raw(unlabelled, passthrough="placeholder")
+    assert main(["tune", str(synthetic_comp)]) != 0  # neither --models nor --passthrough
+    with pytest.raises(OptionError, match="--trials"):
+        search(None, trials=0)  # type: ignore[arg-type]
+    with pytest.raises(OptionError, match="--apply"):
+        apply_to(tmp_path / "missing", {})
+
+
+def test_cli_tune(validation, tmp_path, capsys):
+    from birdkit.cli.main import main
+
+    rc = main(
+        ["tune", str(validation), "--passthrough", "placeholder", "--trials", "4", "--out", str(tmp_path)]
+    )
+    assert rc == 0 and "no post-processing" in capsys.readouterr().out
+
+
+def test_paired_wins_needs_a_gain_across_files(scored):
+    from birdkit.workflows.tune import TuneResult, paired_wins
+
+    same = TuneResult({}, scored.score({}), scored.score({}), scored=scored)
+    assert paired_wins(same, same, resamples=20) == 0.5  # ties count half
+    best = search(scored, trials=6, seed=0)
+    best.scored = scored
+    assert paired_wins(best, same, resamples=20) >= 0.5 or best.best == {}
