@@ -201,16 +201,22 @@ def test_heads_for_another_species_list_are_refused_unless_allowed(
     assert r.error is None and r.missing_species == species[2:]  # the notebook's path scores what it can
 
 
-def _truncated_comp(synthetic_comp: Path, tmp_path: Path) -> tuple[Path, str]:
-    """The synthetic competition with its first test soundscape cut to 30 s (sample_submission lists 60 s)."""
-    import soundfile as sf
-
+def _comp_without_test_audio(synthetic_comp: Path, tmp_path: Path) -> Path:
+    """The synthetic competition linked into ``tmp_path/comp``, with an empty test_soundscapes/ to fill."""
     root = tmp_path / "comp"
     root.mkdir()
     for e in Path(synthetic_comp).iterdir():
         if e.name != "test_soundscapes":
             (root / e.name).symlink_to(e)
     (root / "test_soundscapes").mkdir()
+    return root
+
+
+def _truncated_comp(synthetic_comp: Path, tmp_path: Path) -> tuple[Path, str]:
+    """The synthetic competition with its first test soundscape cut to 30 s (sample_submission lists 60 s)."""
+    import soundfile as sf
+
+    root = _comp_without_test_audio(synthetic_comp, tmp_path)
     files = sorted((Path(synthetic_comp) / "test_soundscapes").iterdir())
     y, sr = sf.read(files[0])
     sf.write(root / "test_soundscapes" / files[0].name, y[: 30 * sr], sr)
@@ -261,12 +267,7 @@ def test_files_sharing_a_name_are_refused_or_scored_once(synthetic_comp, tmp_pat
     """Item 3: a.ogg and a.wav would repeat row ids: the CLI refuses; the notebook's path scores the first."""
     import shutil
 
-    root = tmp_path / "comp"
-    root.mkdir()
-    for e in Path(synthetic_comp).iterdir():
-        if e.name != "test_soundscapes":
-            (root / e.name).symlink_to(e)
-    (root / "test_soundscapes").mkdir()
+    root = _comp_without_test_audio(synthetic_comp, tmp_path)
     for f in sorted((Path(synthetic_comp) / "test_soundscapes").iterdir()):
         shutil.copy(f, root / "test_soundscapes" / f.name)
     first = sorted((root / "test_soundscapes").iterdir())[0]
