@@ -122,3 +122,35 @@ def test_profile_refuses_zero_files(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["profile", "--data-dir", str(tmp_path), "--files", "0"])
     assert "--files" in capsys.readouterr().err
+
+
+def test_each_head_gets_its_own_row_and_runs_alone(synthetic_comp, tmp_path):
+    """A folder of two heads: besides the all-heads rows, one row per head, which scores with that head only."""
+    import shutil
+
+    from test_bad_inputs import _head_folder
+
+    from birdkit.competition import Competition
+    from birdkit.errors import BirdkitError
+    from birdkit.infer import InferConfig, run_inference
+    from birdkit.workflows.profile import profile_configurations, select
+
+    models = _head_folder(tmp_path / "models", Competition(synthetic_comp).species)
+    card = json.loads((models / "heads" / "lin.json").read_text())
+    shutil.copy(models / "heads" / "lin.tflite", models / "heads" / "other.tflite")
+    (models / "heads" / "other.json").write_text(json.dumps({**card, "name": "other"}))
+    configs = configurations(models, passthrough=())
+    names = [c.name for c in configs]
+    assert "head" in names and names[-2:] == ["head lin", "head other"]
+    (p,) = profile_configurations(synthetic_comp, models, files=1, configs=select(configs, "head other"))
+    assert p.name == "head other" and p.config["heads"] == ["other"] and p.files == 1
+    with pytest.raises(BirdkitError, match="no head named nosuch"):
+        run_inference(
+            InferConfig(synthetic_comp, tmp_path / "s.csv", models=models, heads=("nosuch",), fallback=False)
+        )
+
+
+def test_an_encoder_without_logits_gets_no_passthrough_row():
+    """EnCodec and the SSL encoder have no classifier: timing their passthrough would time nothing useful."""
+    names = [c.name for c in configurations(passthrough=("encodec", "ssl", "placeholder"))]
+    assert names and all(n.startswith("placeholder passthrough") for n in names)

@@ -68,6 +68,7 @@ class Capabilities:
     fastest_options: dict[str, Any] = field(default_factory=dict)
     variants: tuple[tuple[str, dict[str, Any]], ...] = (("", {}),)
     cost: float = 1.0
+    logits: bool = True  # whether it has a classifier (EnCodec and the SSL encoder do not: no passthrough)
 
 
 @runtime_checkable

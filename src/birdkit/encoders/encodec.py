@@ -79,7 +79,7 @@ class EncodecEncoder:
     version = ""
     sample_rate = SAMPLE_RATE
     # 7.82 s per 4-min soundscape uncompiled in the paper (Table 7), several times BirdNET
-    capabilities = Capabilities(fastest_options={"bandwidth": 1.5}, cost=4.0)
+    capabilities = Capabilities(fastest_options={"bandwidth": 1.5}, cost=4.0, logits=False)
     classes: list[str] = []
 
     def __init__(

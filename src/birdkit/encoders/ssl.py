@@ -42,6 +42,7 @@ class SSLEncoder:
     capabilities = Capabilities(
         fastest_options={"runtime": "onnx"},
         variants=(("onnx", {"runtime": "onnx"}), ("torch", {"runtime": "torch"})),
+        logits=False,
     )
 
     def __init__(

@@ -156,13 +156,15 @@ def make_plan(
     passthrough: str | None = None,
     encoder_options: dict | None = None,
     postprocess: dict | None = None,
+    heads: tuple[str, ...] | None = None,
 ) -> tuple[Plan, dict[int, Any]]:
     """Decide what scores the chunks: the exported heads in ``models``, or ``passthrough``'s own logits.
 
     ``encoder_options`` (windows, batch_size, num_threads, ...) override what the cards say, for every encoder.
     Returns the plan and the encoders built here (by index in ``plan.encoders``): passthrough builds its encoder
     once, to map the species onto its classes, and a one-process run scores with that very encoder.
-    ``postprocess`` overrides what the folder says (:func:`postprocessing`).
+    ``postprocess`` overrides what the folder says (:func:`postprocessing`). ``heads`` scores with only the
+    heads of these names (`birdkit profile` times each head alone).
     """
     species = tuple(comp.species)
     options = {k: v for k, v in (encoder_options or {}).items() if v is not None}
@@ -182,18 +184,25 @@ def make_plan(
             f"nothing to score with: {where}. Give an exported model folder (`birdkit export`) or use "
             "passthrough='birdnet' (`--passthrough birdnet`) for BirdNET's own logits."
         )
+    chosen = list(ms.heads)
+    if heads is not None:
+        names = [h.name for h in ms.heads]
+        unknown = sorted(set(heads) - set(names))
+        if unknown:
+            raise InferError(f"{models}: no head named {', '.join(unknown)}; it has {', '.join(names)}")
+        chosen = [h for h in ms.heads if h.name in heads]
     encoders: list[EncoderSpec] = []
-    heads: list[tuple[HeadInfo, int]] = []
-    for h in ms.heads:
+    scored: list[tuple[HeadInfo, int]] = []
+    for h in chosen:
         e = _spec(h.card.encoder_name, h.card.encoder, ms, options)
         if e not in encoders:
             encoders.append(e)
-        heads.append((h, encoders.index(e)))
+        scored.append((h, encoders.index(e)))
         missing = [s for s in species if s not in set(h.card.species)]
         if missing:
             log.info("head %s lacks %d submission species (they get the prior)", h.name, len(missing))
-    post = pp.check(postprocess) if postprocess is not None else postprocessing(ms, [h for h, _ in heads])
-    return Plan(species, tuple(encoders), tuple(heads), postprocess=post), {}
+    post = pp.check(postprocess) if postprocess is not None else postprocessing(ms, [h for h, _ in scored])
+    return Plan(species, tuple(encoders), tuple(scored), postprocess=post), {}
 
 
 def postprocessing(ms: ModelSet | None, heads: list[HeadInfo]) -> dict[str, Any]:

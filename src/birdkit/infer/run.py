@@ -80,6 +80,7 @@ class InferConfig:
     progress: bool = True
     name: str | None = None
     allow_missing_species: bool | None = None
+    heads: tuple[str, ...] | None = None  # only these heads of the models folder (None: all)
 
     def __post_init__(self) -> None:
         checks = [
@@ -279,7 +280,7 @@ def run_inference(config: InferConfig) -> InferResult:
 def _make_plan(comp: Competition, c: InferConfig) -> tuple[Plan, dict[int, Any]]:
     """:func:`make_plan`, with anything a broken model file raises turned into an error naming what was read."""
     try:
-        plan, built = make_plan(comp, c.models, c.passthrough, c.options())
+        plan, built = make_plan(comp, c.models, c.passthrough, c.options(), heads=c.heads)
         for h, _ in plan.heads:  # a broken graph fails here, naming it, not inside a worker
             _load_head(h.path)
         return plan, built

@@ -26,6 +26,7 @@ class Configuration:
     passthrough: str | None = None
     windows: str | None = None
     encoder_options: dict = field(default_factory=dict)
+    heads: tuple[str, ...] | None = None  # only these heads (None: every head of the folder)
 
 
 def capabilities(encoder: str) -> Capabilities:
@@ -45,17 +46,21 @@ def configurations(
     centre window, the budget guard's)."""
     encoders = list(passthrough)
     head_encoder = None
+    single: list[Configuration] = []
     if models:
         ms = load_models(models)
         names = [h.card.encoder_name for h in ms.heads]
         encoders += [n for n in dict.fromkeys(names) if n not in encoders]
         head_encoder = names[0] if names else None
+        if len(ms.heads) > 1:  # each head alone too, on its encoder's default graph: its own Table 7 row
+            single = [Configuration(f"head {h.name}", heads=(h.name,)) for h in ms.heads]
     out: list[Configuration] = []
     for enc in encoders:
-        out += _variants(f"{enc} passthrough", enc, capabilities(enc), windows)
+        if capabilities(enc).logits:  # an encoder without a classifier has no passthrough to time
+            out += _variants(f"{enc} passthrough", enc, capabilities(enc), windows)
     if head_encoder:
         out += _variants("head", None, capabilities(head_encoder), windows)
-    return out
+    return out + single
 
 
 def _variants(prefix: str, passthrough: str | None, caps: Capabilities, windows: bool) -> list[Configuration]:
@@ -120,6 +125,7 @@ def profile_configurations(
                 fallback=False,
                 progress=progress,
                 name=c.name,
+                heads=c.heads,
             )
             profiles.append(run_inference(config).profile)
     if out:
