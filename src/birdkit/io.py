@@ -23,8 +23,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def json_bytes(obj: object) -> bytes:
+    """The one JSON layout birdkit writes: indented, keys sorted, a final newline (stable diffs, stable hashes)."""
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
 def atomic_write_json(path: str | Path, obj: object) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from birdkit.io import json_bytes
 from birdkit.store.fs import StoreFS
 from birdkit.store.meta import StoreError, StoreMeta
 
@@ -106,7 +107,7 @@ class EmbeddingStore:
                     "give another --out folder, or delete this one to start again"
                 )
             return
-        self.fs.write_atomic(META, _json_bytes(meta.to_json()))
+        self.fs.write_atomic(META, json_bytes(meta.to_json()))
 
     def shards(self) -> list[str]:
         return self.fs.names("part-*.parquet")
@@ -154,12 +155,8 @@ class EmbeddingStore:
             pq.write_table(rows_table(files), buf, compression="zstd")
             self.fs.write_atomic(name, buf.getvalue().to_pybytes())
         if errors:
-            self.fs.write_atomic(f"errors-{sid}.json", _json_bytes(errors))
+            self.fs.write_atomic(f"errors-{sid}.json", json_bytes(errors))
         return name
-
-
-def _json_bytes(obj: object) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
 
 
 def _corrupt_message(root: object, names: list[str]) -> str:
