@@ -163,3 +163,17 @@ def test_a_front_end_that_reads_but_disagrees_fails_the_self_check(monkeypatch, 
 def test_fast_false_runs_the_reference_graph(full):
     assert full.path == "full-graph" and full.describe()["path"] == "full-graph"
     assert full.frontend is None and full.fallback_reason is None
+
+
+def test_three_window_scheme_adds_the_centre_window_to_the_papers_pair(minicomp):
+    """Chunk logits are the max over the windows: the three-window scheme's are the paper pair's max with the
+    centre window's, and its embedding the mean of all three (the same windows, one definition)."""
+    chunks = audio.load_chunks(sorted((minicomp / "test_soundscapes").glob("*.ogg"))[0], 48000).chunks[:3]
+    out = {w: BirdNET(windows=w, verify=False).embed(chunks) for w in ("paper", "centre", "three")}
+    np.testing.assert_allclose(
+        out["three"].logits, np.maximum(out["paper"].logits, out["centre"].logits), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        out["three"].embeddings, (2 * out["paper"].embeddings + out["centre"].embeddings) / 3, atol=1e-5
+    )
+    assert not np.allclose(out["three"].logits, out["paper"].logits)

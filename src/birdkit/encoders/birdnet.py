@@ -22,7 +22,9 @@ runs on the exact path, and the mode's own distance from the graph is recorded b
 Per 5 s chunk the paper's windows are [0,3] s and [2,5] s. The chunk embedding is the **mean** of the
 windows' embeddings (the paper's rule); the chunk logits are the **max** over the windows (a call heard in
 either window counts, the rule under which BirdNET alone scores 0.92 on minicomp). ``windows="centre"``
-uses one [1,4] s window: half the cost, for the budget guard.
+uses one [1,4] s window: half the cost, for the budget guard. ``windows="three"`` adds the [1,4] s window
+to the paper's two (1.5x the cost); it scored no better than the paper's pair (benchmarks/RESULTS.md), so it is
+opt-in.
 
 One interpreter lives as long as the encoder, resized once to a fixed batch: the first invoke after a
 resize is slow (0.8 s at batch 32, 21 s at 240), so batches are padded to that size instead. The default
@@ -57,7 +59,11 @@ WINDOW_S = 3.0
 EMBEDDING_TENSOR = "model/GLOBAL_AVG_POOL/Mean"
 EMBEDDING_DIM = 1024
 # Window start offsets (s) inside a 5 s chunk: the one window definition for BirdNET.
-WINDOW_SCHEMES: dict[str, tuple[float, ...]] = {"paper": (0.0, 2.0), "centre": (1.0,)}
+WINDOW_SCHEMES: dict[str, tuple[float, ...]] = {
+    "paper": (0.0, 2.0),
+    "centre": (1.0,),
+    "three": (0.0, 1.0, 2.0),
+}
 DEFAULT_BATCH = 8
 PRECISIONS = ("exact", "int8", "fft32", "int8+fft32")
 

@@ -29,7 +29,11 @@ FLAGS: dict[str, tuple[str, str, bool]] = {
 
 # flag -> (metavar, type, help); each maps to a constructor option through FLAGS
 HELP: dict[str, tuple[str | None, type, str]] = {
-    "--windows": (None, str, "BirdNET window scheme: paper (default) or centre"),
+    "--windows": (
+        None,
+        str,
+        "BirdNET window scheme: paper (default), centre (half the cost) or three ([0,3] [1,4] [2,5] s)",
+    ),
     "--model": (
         "PATH",
         str,
