@@ -88,8 +88,9 @@ def test_plan_reads_the_datasets_postprocess_json_and_an_override_wins(synthetic
 
 @pytest.mark.slow
 def test_notebook_writes_the_cli_bytes_with_postprocessing_on(synthetic_comp, tmp_path):
-    """A head on BirdNET embeddings + smoothing + file prior from the dataset's postprocess.json: CLI vs
-    notebook, byte for byte, and different from the same head without post-processing."""
+    """A head on BirdNET embeddings + every lever (blend, rank tables, smoothing, file prior, co-occurrence prior)
+    from the dataset's postprocess.json: CLI vs notebook, byte for byte, and different from the same head
+    without post-processing."""
     import pandas as pd
 
     from birdkit.cli.main import main
@@ -108,7 +109,23 @@ def test_notebook_writes_the_cli_bytes_with_postprocessing_on(synthetic_comp, tm
     export([tmp_path / "m" / "lin"], ds, dataset_id="someone/birdkit-pp")
     infer = ["infer", "--data-dir", str(synthetic_comp), "--models", str(ds), "--workers", "1", "--out"]
     assert main([*infer, str(tmp_path / "raw.csv")]) == 0
-    apply_to(ds, {"kernel": [1, 2, 1], "file_prior": 0.5, "prior_mode": "add"})
+    from birdkit.competition import Competition
+
+    a, b = Competition(synthetic_comp).species[:2]
+    rank = {"reference": [-6.0, -1.0, 0.0, 4.0], "heads": {"lin": [-5.0, -2.0, 1.0, 3.0]}}
+    rules = [[a, b, 0.9], [b, a, 0.8]]
+    apply_to(
+        ds,
+        {
+            "kernel": [1, 2, 1],
+            "file_prior": 0.5,
+            "prior_mode": "add",
+            "cooccur": {"weight": 0.4, "rules": rules},
+            "blend": 0.5,
+            "ensemble": "rank",
+            "rank": rank,
+        },
+    )
     assert main([*infer, str(tmp_path / "cli.csv")]) == 0
     nb = run_notebook(synthetic_comp, tmp_path / "nb", models_dir=ds, workers=1)
     assert nb.submission.read_bytes() == (tmp_path / "cli.csv").read_bytes()

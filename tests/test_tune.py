@@ -74,7 +74,8 @@ def test_cli_tune(validation, tmp_path, capsys):
     rc = main(
         ["tune", str(validation), "--passthrough", "placeholder", "--trials", "4", "--out", str(tmp_path)]
     )
-    assert rc == 0 and "no post-processing" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert rc == 0 and "no post-processing" in out and "file prior" in out and "smoothing" in out
 
 
 def test_paired_wins_needs_a_gain_across_files(scored):
@@ -85,3 +86,38 @@ def test_paired_wins_needs_a_gain_across_files(scored):
     best = search(scored, trials=6, seed=0)
     best.scored = scored
     assert paired_wins(best, same, resamples=20) >= 0.5 or best.best == {}
+
+
+def test_search_weighs_the_cooccurrence_prior_and_reports_each_component(scored, tmp_path):
+    from birdkit.workflows.tune import Scored, write_report
+
+    rules = [[scored.species[0], scored.species[1], 0.9], [scored.species[1], scored.species[0], 0.9]]
+    with_rules = Scored(scored.species, scored.files, scored.truth, rules)
+    r = search(with_rules, trials=12, seed=0)
+    assert any("cooccur" in t["spec"] for t in r.trials) and r.score >= r.baseline
+    names = [c["component"] for c in r.components]
+    assert names == ["smoothing", "file prior", "co-occurrence prior"]  # no heads: no blend, no ensemble
+    for c in r.components:  # a component that is kept earns its place on validation
+        assert not c["chosen"] or c["choice without it"] < r.score
+    write_report(r, tmp_path, "val")
+    assert "| co-occurrence prior |" in (tmp_path / "tune.md").read_text()
+
+
+def test_prune_switches_off_what_does_not_win(scored):
+    from birdkit.workflows.tune import prune
+
+    idle = {"cooccur": {"weight": 0.5, "rules": [["not-a-species", scored.species[0], 0.9]]}}
+    spec = pp.check({"file_prior": 0.3, **idle})
+    out, score = prune(scored, spec, scored.score(spec))
+    assert "cooccur" not in out and score == scored.score(out)
+
+
+def test_cli_tune_mines_cooccurrence_rules(validation, placeholder_test_store, tmp_path, capsys):
+    from birdkit.cli.main import main
+
+    argv = ["tune", str(validation), "--passthrough", "placeholder", "--trials", "3", "--out", str(tmp_path)]
+    assert (
+        main([*argv, "--cooccurrence", str(placeholder_test_store), "--cooccurrence-threshold", "0.2"]) == 0
+    )
+    assert "no post-processing" in capsys.readouterr().out
+    assert "| co-occurrence prior |" in (tmp_path / "tune.md").read_text()  # rules found, the prior weighed

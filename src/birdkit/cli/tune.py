@@ -1,5 +1,6 @@
-"""`birdkit tune VALIDATION [--models DATASET | --passthrough birdnet] --apply DATASET`: choose the per-file
-post-processing on labelled validation soundscapes (`birdkit mix`), with a report."""
+"""`birdkit tune VALIDATION [--models DATASET | --passthrough birdnet] [--cooccurrence STORE ...] --apply DATASET`:
+choose the post-processing (smoothing, file prior, blend, ensemble, co-occurrence prior) on labelled validation
+soundscapes (`birdkit mix`), with a report."""
 
 from __future__ import annotations
 
@@ -15,6 +16,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="reports/tune", help="where tune.md and tune.json go")
     p.add_argument("--apply", default=None, help="write the choice as this dataset's postprocess.json")
+    p.add_argument(
+        "--cooccurrence",
+        nargs="+",
+        default=None,
+        metavar="STORE",
+        help="stores of unlabelled soundscapes (`birdkit embed`): mine co-occurrence rules on their pseudo-labels "
+        "and let the search weigh the co-occurrence prior (0 allowed)",
+    )
+    p.add_argument(
+        "--cooccurrence-threshold",
+        type=float,
+        default=0.5,
+        help="a species is in a recording where the store's classifier gives it this probability (equation 1)",
+    )
     p.set_defaults(run=run)
 
 
@@ -25,7 +40,20 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.models and not args.passthrough:
         raise OptionError("give --models DATASET (exported heads) or --passthrough birdnet")
-    r = tune(args.validation, args.models, args.passthrough, args.trials, args.seed, args.out, args.apply)
+    r = tune(
+        args.validation,
+        args.models,
+        args.passthrough,
+        args.trials,
+        args.seed,
+        args.out,
+        args.apply,
+        cooccurrence=args.cooccurrence,
+        cooccurrence_threshold=args.cooccurrence_threshold,
+    )
     print(f"no post-processing: {r.baseline:.4f}; chosen {describe(r.best)}: {r.score:.4f}")
+    for c in r.components:  # each lever's best validation score on and off: the ones that do not win are off
+        on, off = (f"{c[k]:.4f}" if c[k] is not None else "-" for k in ("on", "off"))
+        print(f"  {c['component']:24s} on {on}  off {off}  {'kept' if c['chosen'] else 'off'}")
     print(f"report: {r.report}" + (f"; applied to {args.apply}/postprocess.json" if args.apply else ""))
     return 0

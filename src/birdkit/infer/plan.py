@@ -18,6 +18,7 @@ from birdkit.competition import Competition
 from birdkit.encoders import registry
 from birdkit.encoders.base import Capabilities, species_index, unmapped
 from birdkit.errors import BirdkitError
+from birdkit.heads.card import is_residual
 from birdkit.heads.runner import HeadInfo, ModelSet, load_models
 from birdkit.infer import postprocess as pp
 
@@ -79,7 +80,11 @@ class Plan:
     passthrough: int | None = None  # index of the encoder whose own logits score (no heads)
     # passthrough: for each species the encoder class scoring it, -1 where the encoder lacks it
     species_index: tuple[int, ...] = ()
-    # per-file post-processing (infer/postprocess.py), as the model cards record it; empty: none
+    # heads: per encoder, the same mapping where a plain head on it is blended with the encoder's own classifier
+    # (infer/ensemble.py; residual heads carry theirs in the card); None: not needed
+    base_index: tuple[tuple[int, ...] | None, ...] = ()
+    # post-processing (infer/postprocess.py), as the dataset or the cards record it, its co-occurrence rules bound
+    # to the species columns (postprocess.bind); empty: none
     postprocess: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -157,6 +162,7 @@ def make_plan(
     encoder_options: dict | None = None,
     postprocess: dict | None = None,
     heads: tuple[str, ...] | None = None,
+    bases: bool = False,
 ) -> tuple[Plan, dict[int, Any]]:
     """Decide what scores the chunks: the exported heads in ``models``, or ``passthrough``'s own logits.
 
@@ -164,7 +170,9 @@ def make_plan(
     Returns the plan and the encoders built here (by index in ``plan.encoders``): passthrough builds its encoder
     once, to map the species onto its classes, and a one-process run scores with that very encoder.
     ``postprocess`` overrides what the folder says (:func:`postprocessing`). ``heads`` scores with only the
-    heads of these names (`birdkit profile` times each head alone).
+    heads of these names (`birdkit profile` times each head alone). ``bases``: map the species onto the encoder's
+    classes for plain heads even when the post-processing blends nothing (`birdkit tune` searches the blend);
+    the encoder is then built here, once, and returned.
     """
     species = tuple(comp.species)
     options = {k: v for k, v in (encoder_options or {}).items() if v is not None}
@@ -177,7 +185,9 @@ def make_plan(
         if missing:
             log.warning("%s cannot predict %d species (they score 0)", spec.name, len(missing))
         post = pp.check(postprocess) if postprocess is not None else postprocessing(ms, [])
-        return Plan(species, (spec,), (), 0, tuple(int(i) for i in index), post), {0: encoder}
+        index_ = tuple(int(i) for i in index)
+        plan = Plan(species, (spec,), (), 0, index_, postprocess=pp.bind(post, species))
+        return plan, {0: encoder}
     if ms is None or not ms.heads:
         where = f"{models} has no heads/<name>.tflite" if ms else "no --models folder was given"
         raise InferError(
@@ -202,7 +212,27 @@ def make_plan(
         if missing:
             log.info("head %s lacks %d submission species (they get the prior)", h.name, len(missing))
     post = pp.check(postprocess) if postprocess is not None else postprocessing(ms, [h for h, _ in scored])
-    return Plan(species, tuple(encoders), tuple(scored), postprocess=post), {}
+    ranked = set((post.get("rank") or {}).get("heads", {}))
+    if post.get("ensemble") == "rank" and not {h.name for h, _ in scored} <= ranked:
+        raise InferError(
+            f"the post-processing's rank tables cover heads {', '.join(sorted(ranked))}, not "
+            f"{', '.join(h.name for h, _ in scored)}; tune these heads together (`birdkit tune --apply`)"
+        )
+    built: dict[int, Any] = {}
+    base_index: list[tuple[int, ...] | None] = [None] * len(encoders)
+    for ei, e in enumerate(encoders):
+        plain = any(j == ei and not is_residual(h.card.head) for h, j in scored)
+        if (bases or "blend" in post) and plain and e.capabilities.logits:
+            built[ei] = e.build()
+            base_index[ei] = tuple(int(i) for i in species_index(built[ei].classes, comp, list(species)))
+    plan = Plan(
+        species,
+        tuple(encoders),
+        tuple(scored),
+        postprocess=pp.bind(post, species),
+        base_index=tuple(base_index),
+    )
+    return plan, built
 
 
 def postprocessing(ms: ModelSet | None, heads: list[HeadInfo]) -> dict[str, Any]:

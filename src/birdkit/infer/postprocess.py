@@ -3,13 +3,17 @@
 ``spec`` comes from the plan (what the exported model cards or the dataset's ``postprocess.json`` say), so the
 notebook applies exactly what was validated. An empty spec changes nothing.
 
-Two levers, both numpy and a few microseconds per file, both chosen by `birdkit tune` on a labelled (or
-`birdkit mix`) validation set, never on the test labels:
+Every lever is numpy, a few microseconds per file, and chosen by `birdkit tune` on a labelled (or `birdkit mix`)
+validation set, never on the test labels. Per file, in this order:
 
 ``kernel``      neighbour smoothing of each species' chunk scores with these weights (odd length, normalised,
                 edges padded with the edge chunk): a call rarely sits in one 5 s chunk alone.
 ``file_prior``  a in [0, 1): p' = (1 - a) p + a max_file(p) (``prior_mode`` "add"), or p' = p max_file(p)^a
                 ("mul"): a species heard loudly somewhere in the file is likelier in its quiet chunks too.
+``cooccur``     the co-occurrence prior (infer/cooccur.py): rules "i calls -> j calls" raise j where i is heard.
+
+Before them, per chunk, the scorer combines the models (infer/ensemble.py): ``blend`` (each head pulled towards
+its encoder's own classifier) and ``ensemble`` ("mean" or "rank", with its ``rank`` tables).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from birdkit.errors import OptionError
+from birdkit.infer import cooccur, ensemble
 
 FILE = "postprocess.json"  # beside heads/ and encoders/ in an exported dataset: applies to every plan
-KEYS = ("kernel", "file_prior", "prior_mode")
+KEYS = ("kernel", "file_prior", "prior_mode", "blend", "ensemble", "rank", "cooccur")
 PRIOR_MODES = ("add", "mul")
 
 
@@ -51,7 +56,21 @@ def check(spec: dict[str, Any] | None) -> dict[str, Any]:
     if prior > 0:
         out["file_prior"] = prior
         out["prior_mode"] = mode
+    errors: list[str] = []
+    out.update(ensemble.check(spec, errors))
+    co = cooccur.check(spec.get("cooccur"), errors)
+    if errors:
+        raise OptionError("post-processing " + "; ".join(errors))
+    if co:
+        out["cooccur"] = co
     return out
+
+
+def bind(spec: dict[str, Any], species: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """The spec for this species order: the co-occurrence rules as column numbers (what :func:`apply` reads)."""
+    if not spec.get("cooccur"):
+        return spec
+    return {**spec, "cooccur": cooccur.bind(spec["cooccur"], species)}
 
 
 def smooth(probs: np.ndarray, kernel: list[float]) -> np.ndarray:
@@ -84,6 +103,8 @@ def apply(spec: dict[str, Any], probs: np.ndarray) -> np.ndarray:
         p = smooth(p, spec["kernel"])
     if spec.get("file_prior"):
         p = file_prior(p, float(spec["file_prior"]), spec.get("prior_mode", "add"))
+    if spec.get("cooccur"):
+        p = cooccur.apply(spec["cooccur"], p)
     return p
 
 
@@ -95,7 +116,14 @@ def describe(spec: dict[str, Any]) -> str:
         parts.append("smoothing " + "-".join(f"{w:g}" for w in spec["kernel"]))
     if spec.get("file_prior"):
         parts.append(f"file prior {spec['file_prior']:g} ({spec.get('prior_mode', 'add')})")
-    return ", ".join(parts)
+    if spec.get("cooccur"):
+        co = spec["cooccur"]
+        parts.append(f"co-occurrence prior {co['weight']:g} ({len(co['rules'])} rules)")
+    if "blend" in spec:
+        parts.append(f"blend {spec['blend']:g}")
+    if spec.get("ensemble") == "rank":
+        parts.append("rank mean")
+    return ", ".join(parts) or "none"
 
 
 def read(folder: str | Path) -> dict[str, Any] | None:

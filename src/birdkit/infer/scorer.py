@@ -1,4 +1,9 @@
-"""One process's interpreters for a plan: chunks at each encoder's rate -> probabilities [n, S], float64."""
+"""One process's interpreters for a plan: chunks at each encoder's rate -> probabilities [n, S], float64.
+
+:meth:`Scorer.raw` gives every model's own output (:class:`~birdkit.infer.ensemble.Raw`); :meth:`Scorer.score`
+combines them as the plan's post-processing says (blend, ensemble: infer/ensemble.py), the one combination
+`birdkit tune` validated.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,11 @@ import numpy as np
 
 from birdkit.heads.card import base_logits, is_residual
 from birdkit.heads.runner import HeadRunner, ModelsError
+from birdkit.infer.ensemble import Member, Raw, combine, sigmoid
 from birdkit.infer.plan import Plan
 from birdkit.profile import StageTimes
 
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """float64 sigmoid, kept float64 up to the written file: in float32 every logit above ~17 rounds to exactly 1
-    (sigmoid(17.5) == 1.0f) and those rows would tie."""
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+__all__ = ["Scorer", "sigmoid"]
 
 
 class Scorer:
@@ -52,6 +54,13 @@ class Scorer:
         self.setup_wall = time.perf_counter() - t0
 
     def score(self, chunks: dict[int, np.ndarray]) -> np.ndarray:
+        raw = self.raw(chunks)
+        with self.times.stage("head"):
+            return combine(self.plan.postprocess, raw)
+
+    def raw(self, chunks: dict[int, np.ndarray]) -> Raw:
+        """Each head's output on the submission columns (NaN where it lacks a species) with its encoder's own
+        logits under it, or the passthrough encoder's logits (-inf where it lacks a species)."""
         n = next(iter(chunks.values())).shape[0]
         s = len(self.plan.species)
         outs: list[tuple[np.ndarray, np.ndarray]] = []
@@ -62,20 +71,25 @@ class Scorer:
         with self.times.stage("head"):
             if self.plan.passthrough is not None:
                 logits = outs[self.plan.passthrough][1]
-                probs = np.zeros((n, s), dtype=np.float64)  # unmapped species: sigmoid(-inf) = 0
+                full = np.full((n, s), -np.inf, dtype=np.float64)  # unmapped species: sigmoid(-inf) = 0
                 ok = self.index >= 0
-                probs[:, ok] = sigmoid(logits[:, self.index[ok]])
-                return probs
-            total = np.zeros((n, s), dtype=np.float64)
-            count = np.zeros(s, dtype=np.int64)
+                full[:, ok] = logits[:, self.index[ok]]
+                return Raw(passthrough=full)
+            members = []
             for (h, _), (runner, ei, src, dst, is_logits) in zip(self.plan.heads, self.heads, strict=True):
                 out = runner(outs[ei][0])
+                values = np.full((n, s), np.nan, dtype=np.float64)
+                base = None
                 if is_residual(h.card.head):  # a correction over the encoder's own logits
-                    out = out + base_logits(h.card.head, outs[ei][1])
-                out = out[:, src]
-                total[:, dst] += sigmoid(out) if is_logits else out
-                count[dst] += 1
-            with np.errstate(invalid="ignore", divide="ignore"):
-                probs = total / count
-            probs[:, count == 0] = np.nan
-            return probs
+                    b = base_logits(h.card.head, outs[ei][1])
+                    out = out + b
+                    has = np.asarray(h.card.head["base_index"]) >= 0
+                    base = np.full((n, s), np.nan, dtype=np.float64)
+                    base[:, dst] = np.where(has[src], b[:, src], np.nan)
+                elif self.plan.base_index and self.plan.base_index[ei] is not None:  # a plain head, blended
+                    base = np.full((n, s), np.nan, dtype=np.float64)
+                    idx = np.asarray(self.plan.base_index[ei], dtype=np.int64)
+                    base[:, idx >= 0] = outs[ei][1][:, idx[idx >= 0]]
+                values[:, dst] = out[:, src]
+                members.append(Member(h.name, values, is_logits, base))
+            return Raw(members)
