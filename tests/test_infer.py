@@ -18,6 +18,7 @@ import pytest
 from birdkit.cli.main import main
 from birdkit.competition import Competition
 from birdkit.infer import InferConfig, SubmissionError, bundles, check_submission, file_jobs, run_inference
+from birdkit.infer.postprocess import neighbour_max
 from birdkit.metrics import score_submission
 from birdkit.profile import STAGES, TEST_FILES, usable_cores
 
@@ -112,23 +113,31 @@ def test_edge_cases_still_yield_a_valid_submission(edge_cases, minicomp, tmp_pat
 
 @pytest.mark.shared
 def test_budget_guard_switches_to_the_centre_window(minicomp, tmp_path):
-    """A budget the first file already overruns: the rest is scored with BirdNET's single centre window,
-    exactly as a centre-window run scores it, and the profile says when and why."""
+    """A budget the first file already overruns: the rest is scored with BirdNET's fastest configuration (one
+    centre window, int8 weights, then the neighbour max), exactly as a run with those options scores it, and the
+    profile says when and why."""
     files = sorted((minicomp / "unlabeled_soundscapes").iterdir())[-3:]  # 15 s, 10 s, 10 s
     comp = comp_with(tmp_path, files, minicomp)
     r = run_inference(InferConfig(comp, tmp_path / "g.csv", passthrough="birdnet", workers=1, budget_min=0.01,
                                   margin_min=0, guard_after=1, progress=False))  # fmt: skip
     s = r.profile.guard["switched"]
     assert (
-        s and s["after_files"] == 1 and s["to"] == "birdnet centre passthrough" and s["predicted_min"] > 0.01
+        s
+        and s["after_files"] == 1
+        and s["to"] == "birdnet centre int8 passthrough"
+        and s["predicted_min"] > 0.01
     )
-    assert r.plan["switched_to"]["name"] == "birdnet centre passthrough"
+    assert r.plan["switched_to"]["name"] == "birdnet centre int8 passthrough"
+    assert r.plan["switched_to"]["postprocess"] == {"neighbour_max": 1.0}
     check_submission(tmp_path / "g.csv", comp)
     ref = run_inference(InferConfig(comp, tmp_path / "c.csv", passthrough="birdnet", workers=1, windows="centre",
-                                    guard=False, progress=False))  # fmt: skip
+                                    encoder_options={"precision": "int8"}, guard=False, progress=False))  # fmt: skip
     assert ref.profile.guard["switched"] is None
     a = r.frame.set_index("row_id")
-    b = ref.frame.set_index("row_id")
+    b = ref.frame.set_index("row_id").copy()
+    stems = np.array([i.rpartition("_")[0] for i in b.index])
+    for stem in set(stems):  # the neighbour max, per file, on the centre-window run's rows
+        b.iloc[stems == stem] = neighbour_max(b.iloc[stems == stem].to_numpy(), 1.0)
     first = a.index.str.startswith(files[0].stem)
     np.testing.assert_allclose(a[~first].to_numpy(), b.loc[a.index[~first]].to_numpy(), atol=1e-6)
     assert np.abs(a[first].to_numpy() - b.loc[a.index[first]].to_numpy()).max() > 1e-3  # paper windows there
@@ -275,8 +284,18 @@ def test_fastest_plan_is_the_centre_window_on_the_fast_path(synthetic_comp):
     assert list(built) == [0] and len(plan.species_index) == len(comp.species)
     fast = plan.fastest()
     assert fast is not None and fast.encoders[0].option("windows") == "centre"
-    assert fast.encoders[0].option("fast") is True and fast.name == "birdnet centre passthrough"
+    assert fast.encoders[0].option("fast") is True and fast.encoders[0].option("precision") == "int8"
+    assert fast.name == "birdnet centre int8 passthrough"
+    # the one-window scheme comes with the neighbour max that recovers part of its loss, ahead of the plan's own
+    assert fast.postprocess == {"neighbour_max": 1.0} and plan.postprocess == {}
     assert fast.fastest() is None  # nothing faster to switch to: the guard says so and goes on
-    full, _ = make_plan(comp, passthrough="birdnet", encoder_options={"windows": "centre", "fast": False})
+    full, _ = make_plan(
+        comp,
+        passthrough="birdnet",
+        encoder_options={"windows": "centre", "fast": False},
+        postprocess={"file_prior": 0.5},
+    )
     assert full.name == "birdnet centre full-graph passthrough"
-    assert full.fastest().encoders[0].options == {"windows": "centre", "fast": True}
+    switched = full.fastest()
+    assert switched.encoders[0].options == {"windows": "centre", "fast": True, "precision": "int8"}
+    assert switched.postprocess == {"neighbour_max": 1.0, "file_prior": 0.5, "prior_mode": "add"}

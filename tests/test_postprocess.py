@@ -131,3 +131,19 @@ def test_notebook_writes_the_cli_bytes_with_postprocessing_on(synthetic_comp, tm
     assert nb.submission.read_bytes() == (tmp_path / "cli.csv").read_bytes()
     a, b = pd.read_csv(tmp_path / "cli.csv"), pd.read_csv(tmp_path / "raw.csv")
     assert not np.allclose(a.iloc[:, 1:].to_numpy(), b.iloc[:, 1:].to_numpy())  # post-processing was on
+
+
+def test_neighbour_max_raises_a_chunk_to_its_neighbours_logit_less_the_drop():
+    """In logit space: chunk i becomes max(z_i, z_{i-1} - d, z_{i+1} - d), per species, within the file."""
+    z = np.array([[-4.0, 0.0], [2.0, 0.0], [-4.0, 3.0], [-1.0, np.nan]])
+    p = 1.0 / (1.0 + np.exp(-z))
+    got = pp.apply(pp.check({"neighbour_max": 1.0}), p)
+    want = np.array([[1.0, 0.0], [2.0, 2.0], [1.0, 3.0], [-1.0, np.nan]])
+    np.testing.assert_allclose(got, 1.0 / (1.0 + np.exp(-want)), atol=1e-12)
+    assert np.isnan(got[3, 1])  # a species no model predicts stays unpredicted
+    np.testing.assert_allclose(
+        pp.apply({"neighbour_max": 100.0}, p), p, atol=1e-12
+    )  # a large drop: nothing moves
+    assert "neighbour max (drop 1)" in pp.describe({"neighbour_max": 1.0})
+    with pytest.raises(OptionError, match="neighbour_max"):
+        pp.check({"neighbour_max": -1})

@@ -58,6 +58,8 @@ class Capabilities:
     """What an encoder declares about itself, so that no other stage special-cases it by name.
 
     ``fastest_options``  constructor options of its cheapest configuration (the budget guard switches to them).
+    ``fastest_postprocess``  post-processing that recovers part of what the fastest options lose (infer/postprocess.py
+                         keys, e.g. BirdNET's neighbour max for its one-window scheme), added by the guard with them.
     ``variants``         labelled option sets that run the same model another way, for `birdkit profile`
                          (BirdNET: its fast path and its full graph).
     ``cost``             CPU time per second of audio relative to BirdNET's (1.0): the budget guard drops the
@@ -66,6 +68,7 @@ class Capabilities:
     """
 
     fastest_options: dict[str, Any] = field(default_factory=dict)
+    fastest_postprocess: dict[str, Any] = field(default_factory=dict)
     variants: tuple[tuple[str, dict[str, Any]], ...] = (("", {}),)
     cost: float = 1.0
     logits: bool = True  # whether it has a classifier (EnCodec and the SSL encoder do not: no passthrough)

@@ -58,11 +58,12 @@ class EncoderSpec:
         return self.options[name] if name in self.options else registry.option_default(self.kind, name)
 
     def label(self) -> str:
-        """The name, then what differs from the encoder's defaults: its windows, a labelled variant."""
+        """The name, then what differs from the encoder's defaults: windows, precision, a labelled variant."""
         parts = [self.name]
-        windows = self.options.get("windows")
-        if windows and windows != registry.option_default(self.kind, "windows"):
-            parts.append(str(windows))
+        for key in ("windows", "precision"):
+            value = self.options.get(key)
+            if value and value != registry.option_default(self.kind, key):
+                parts.append(str(value))
         for tag, opts in self.capabilities.variants:  # a variant other than the default one: say which
             chosen = all(self.option(k) == v for k, v in opts.items())
             if tag and chosen and any(registry.option_default(self.kind, k) != v for k, v in opts.items()):
@@ -117,18 +118,22 @@ class Plan:
         }
 
     def fastest(self) -> Plan | None:
-        """The same models with every encoder on its declared fastest options (``capabilities``); None if
-        nothing changes."""
+        """The same models with every encoder on its declared fastest options (``capabilities``), and the
+        post-processing those options declare to go with them ahead of the plan's own; None if nothing changes."""
         encs = []
+        post: dict[str, Any] = {}
         changed = False
         for e in self.encoders:
             fastest = e.capabilities.fastest_options
             fast = {k: v for k, v in fastest.items() if e.accepts(k) and e.option(k) != v}
             if fast:
                 e = replace(e, options={**e.options, **fast})
+                post.update(e.capabilities.fastest_postprocess)
                 changed = True
             encs.append(e)
-        return replace(self, encoders=tuple(encs)) if changed else None
+        if not changed:
+            return None
+        return replace(self, encoders=tuple(encs), postprocess={**post, **self.postprocess})
 
 
 def _spec(name: str, card_encoder: dict, ms: ModelSet | None, options: dict) -> EncoderSpec:

@@ -6,6 +6,9 @@ notebook applies exactly what was validated. An empty spec changes nothing.
 Every lever is numpy, a few microseconds per file, and chosen by `birdkit tune` on a labelled (or `birdkit mix`)
 validation set, never on the test labels. Per file, in this order:
 
+``neighbour_max`` d >= 0: each chunk's logit raised to its neighbours' lowered by d, where theirs is higher. The
+                budget guard adds it with BirdNET's one-window fallback (a call at a chunk's edge, missed by its
+                centre window, is heard by the neighbour's); not tuned.
 ``kernel``      neighbour smoothing of each species' chunk scores with these weights (odd length, normalised,
                 edges padded with the edge chunk): a call rarely sits in one 5 s chunk alone.
 ``file_prior``  a in [0, 1): p' = (1 - a) p + a max_file(p) (``prior_mode`` "add"), or p' = p max_file(p)^a
@@ -28,7 +31,7 @@ from birdkit.errors import OptionError
 from birdkit.infer import cooccur, ensemble
 
 FILE = "postprocess.json"  # beside heads/ and encoders/ in an exported dataset: applies to every plan
-KEYS = ("kernel", "file_prior", "prior_mode", "blend", "ensemble", "rank", "cooccur")
+KEYS = ("neighbour_max", "kernel", "file_prior", "prior_mode", "blend", "ensemble", "rank", "cooccur")
 PRIOR_MODES = ("add", "mul")
 
 
@@ -56,6 +59,11 @@ def check(spec: dict[str, Any] | None) -> dict[str, Any]:
     if prior > 0:
         out["file_prior"] = prior
         out["prior_mode"] = mode
+    if spec.get("neighbour_max") is not None:
+        drop = float(spec["neighbour_max"])
+        if not (np.isfinite(drop) and drop >= 0):
+            raise OptionError(f"post-processing neighbour_max {drop}: give a logit drop >= 0 (e.g. 1)")
+        out["neighbour_max"] = drop
     errors: list[str] = []
     out.update(ensemble.check(spec, errors))
     co = cooccur.check(spec.get("cooccur"), errors)
@@ -84,6 +92,20 @@ def smooth(probs: np.ndarray, kernel: list[float]) -> np.ndarray:
     return sum(w[j] * pad[j : j + len(probs)] for j in range(len(w)))
 
 
+def neighbour_max(probs: np.ndarray, drop: float) -> np.ndarray:
+    """Each chunk's logit as the max of its own and its two neighbours' lowered by ``drop`` (in logit space,
+    so the drop means the same at every level); NaN columns stay NaN."""
+    if len(probs) < 2:
+        return probs
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.log(probs) - np.log1p(-probs)
+    out = z.copy()
+    out[1:] = np.fmax(out[1:], z[:-1] - drop)
+    out[:-1] = np.fmax(out[:-1], z[1:] - drop)
+    out[np.isnan(z)] = np.nan
+    return 1.0 / (1.0 + np.exp(-out))
+
+
 def file_prior(probs: np.ndarray, a: float, mode: str = "add") -> np.ndarray:
     if len(probs) == 0 or a <= 0:
         return probs
@@ -99,6 +121,8 @@ def apply(spec: dict[str, Any], probs: np.ndarray) -> np.ndarray:
     if not spec:
         return probs
     p = np.asarray(probs, dtype=np.float64)
+    if spec.get("neighbour_max") is not None:
+        p = neighbour_max(p, float(spec["neighbour_max"]))
     if spec.get("kernel"):
         p = smooth(p, spec["kernel"])
     if spec.get("file_prior"):
@@ -112,6 +136,8 @@ def describe(spec: dict[str, Any]) -> str:
     if not spec:
         return "none"
     parts = []
+    if spec.get("neighbour_max") is not None:
+        parts.append(f"neighbour max (drop {spec['neighbour_max']:g})")
     if spec.get("kernel"):
         parts.append("smoothing " + "-".join(f"{w:g}" for w in spec["kernel"]))
     if spec.get("file_prior"):
