@@ -75,6 +75,7 @@ def test_explore_compares_spaces_and_draws_attention(
     assert probe["placeholder", "folder species"] > 0.5
     att = summary["attention"]
     assert att["windows"] > 0 and set(att["iou"]) >= {"energy mask (baseline)", "every column (baseline)"}
+    assert "attention received" in att["window_iou"]
     assert (out / "attention_sheet.png").stat().st_size > 10_000
 
 
@@ -95,3 +96,38 @@ def test_probe_is_scored_on_unseen_recordings():
     signal = np.eye(4)[files % 4] * 3 + rng.standard_normal((200, 4)) * 0.1
     assert sp.probe(fingerprint, species, files)["accuracy"] < 0.5
     assert sp.probe(signal, species, files)["accuracy"] > 0.9
+
+
+def test_attention_received_flags_the_windows_whose_columns_draw_the_attention():
+    """Windows with a call: one frequency-time spot draws the attention; the rest: flat. The received-attention
+    mask flags exactly the call windows and marks only the spot's columns."""
+    from birdkit.explore.attention import score_masks
+    from birdkit.ssl.attention import AttentionMaps
+
+    n, gf, gt = 40, 4, 15
+    bird = np.arange(n) % 4 == 0
+    received = np.full((n, gf, gt), 1.0)
+    received[bird, 1, 5:7] = 30.0
+    received /= received.sum(axis=(1, 2), keepdims=True)
+    spec = np.random.default_rng(0).standard_normal((n, 64, 240)).astype(np.float32)
+    flat = np.full((n, gf, gt), 1 / (gf * gt))
+    maps = AttentionMaps(spec, np.repeat(flat[:, None], 2, axis=1), flat, received)
+    res, _ = score_masks(maps, bird)
+    assert res.window_iou["attention received"] == 1.0
+    assert res.iou["attention received: columns, windows by its peak"] == pytest.approx(2 / gt)
+
+
+def test_every_space_is_compared_after_one_rule_so_scale_and_size_do_not_matter():
+    """Rescaling a space's dimensions changes nothing (each is standardised); any space ends at COMPARE_DIMS."""
+    rng = np.random.default_rng(0)
+    files = np.repeat(np.arange(30), 4)
+    species = np.array([f"s{i % 5}" for i in files], dtype=object)
+    x = np.eye(5)[files % 5] @ rng.standard_normal((5, 64)) + 0.3 * rng.standard_normal((120, 64))
+    scaled = x * rng.uniform(0.01, 100, 64)
+    assert sp.reduce(x).shape == (120, sp.COMPARE_DIMS)
+    df = sp.compare({"a": x, "b": scaled}, species, np.full(120, None, dtype=object), files, k=10)
+    a, b = (df[df.space == n].iloc[0] for n in "ab")
+    assert a["purity"] == pytest.approx(b["purity"]) and a["probe accuracy"] == pytest.approx(
+        b["probe accuracy"]
+    )
+    assert a["purity"] > 0.9

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import fields
 
 from birdkit.competition import SPLITS
+from birdkit.ssl.pooling import DEFAULT_POOL, POOLS
 
 DEFAULT_MINUTES = 5.0
 
@@ -13,15 +15,17 @@ DEFAULT_MINUTES = 5.0
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ssl", help="self-supervised encoder: pretrain a small ViT on unlabelled audio")
     ssl_sub = p.add_subparsers(dest="ssl_command", required=True)
-    t = ssl_sub.add_parser(
+    t = _command(
+        ssl_sub,
         "pretrain",
-        help="pretrain (or resume) a ViT on log-mel patches; writes encoder.onnx for `--encoder ssl`",
-        description="Masked-patch reconstruction (mae), joint embedding with an EMA target (jepa) or VICReg on "
-        "every 5 s window of the splits. Run the same command again after a kill to resume.",
+        run,
+        "pretrain (or resume) a ViT on log-mel patches; writes encoder.tflite for `--encoder ssl`",
+        "Masked-patch reconstruction (mae), joint embedding with an EMA target (jepa) or VICReg on every 5 s "
+        "window of the splits. Run the same command again after a kill to resume.",
     )
     t.add_argument("data_dir", help="competition folder (BirdCLEF layout)")
     t.add_argument("--splits", nargs="+", default=["unlabeled_soundscapes", "train_audio"], choices=SPLITS)
-    t.add_argument("--out", required=True, help="model folder (checkpoint, encoder.onnx, loss_curve.png)")
+    t.add_argument("--out", required=True, help="model folder (checkpoint, encoder.tflite, loss_curve.png)")
     t.add_argument("--objective", default="mae", choices=["mae", "jepa", "vicreg"])
     t.add_argument("--mask-ratio", type=float, default=0.6, help="share of patches hidden, 0.3-0.8 (0.6)")
     t.add_argument("--norm-pix", action="store_true", help="mae: reconstruct each patch standardised")
@@ -36,8 +40,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--threads", type=int, default=2, help="torch threads")
     t.add_argument("--checkpoint-every", type=float, default=30.0, help="seconds between checkpoints (30)")
     t.add_argument("--cache", default=None, help="log-mel cache folder (default OUT/cache)")
+    t.add_argument("--pool", default=DEFAULT_POOL, choices=POOLS, help=f"embedding pooling ({DEFAULT_POOL})")
     t.add_argument("--no-progress", action="store_true")
-    p.set_defaults(run=run)
+    e = _command(
+        ssl_sub,
+        "export",
+        run_export,
+        "write a model folder's encoder.tflite/.onnx/.json again from encoder.pt (another --pool)",
+        "Rebuild the graphs of a pretrained model from its weights, parity-checked against torch: to change "
+        "the pooling, or to add encoder.tflite to a model made before the TFLite export.",
+    )
+    e.add_argument("model", help="model folder written by `birdkit ssl pretrain`")
+    e.add_argument("--pool", default=None, choices=POOLS, help="embedding pooling (default: the model's own)")
+    e.add_argument("--no-onnx", action="store_true", help="write the TFLite graph only")
+
+
+def _command(
+    sub: argparse._SubParsersAction, name: str, run: Callable, help: str, description: str
+) -> argparse.ArgumentParser:
+    c = sub.add_parser(name, help=help, description=description)
+    c.set_defaults(run=run)
+    return c
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +71,14 @@ def run(args: argparse.Namespace) -> int:
         given["minutes"] = DEFAULT_MINUTES
     cfg = PretrainConfig(**given)
     r = pretrain(
-        args.data_dir, args.out, cfg, args.cache, args.threads, args.checkpoint_every, not args.no_progress
+        args.data_dir,
+        args.out,
+        cfg,
+        args.cache,
+        args.threads,
+        args.checkpoint_every,
+        not args.no_progress,
+        args.pool,
     )
     resumed = f" (resumed at step {r.resumed_from})" if r.resumed_from else ""
     print(
@@ -58,4 +88,15 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"  embed with: birdkit embed {args.data_dir} --encoder ssl --model {r.out} --split train_audio --out ..."
     )
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from birdkit.ssl.artifacts import reexport
+
+    card = reexport(args.model, args.pool, onnx=not args.no_onnx)
+    graphs = ", ".join(
+        f"{card[k]['file']} (parity {card[k]['parity_max_abs']:.1e})" for k in ("tflite", "onnx") if k in card
+    )
+    print(f"{args.model}: pool {card['pool']}, {card['embedding_dim']}-d; {graphs}")
     return 0

@@ -52,13 +52,18 @@ def score_masks(maps, bird: np.ndarray, mass: float = 0.5) -> tuple[AttentionRes
     truth = np.repeat(bird[:, None], gt, axis=1)
     energy = patch_e.mean(axis=1)  # [n, gt]
     e_cols = energy > otsu(energy.ravel())
+    got = maps.received.sum(axis=1)  # [n, gt] attention received per column
+    peak = got.max(axis=1)
+    r_flag = peak > otsu(peak)
     masks = {
+        "attention received: columns, windows by its peak": (got > otsu(got.ravel())) & r_flag[:, None],
         "attention mask, windows by attended contrast": cols & flag[:, None],
         "attention mask, windows by concentration": cols & c_flag[:, None],
         "energy mask (baseline)": e_cols,
         "every column (baseline)": np.ones_like(truth),
     }
     flags = {
+        "attention received": r_flag,
         "attended contrast": flag,
         "attention concentration": c_flag,
         "energy": e_cols.any(axis=1),

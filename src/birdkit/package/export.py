@@ -269,7 +269,8 @@ def encoder_files(
             )
         if not src.is_file():
             raise ExportError(f"{src}: no such encoder file")
-        if src.suffix == ".tflite":
+        own_graph = name in ENCODERS and getattr(resolve(name), "own_graph", False)
+        if src.suffix == ".tflite" and not own_graph:
             cls = resolve(COMPILED)
             found = cls.export_files(model_path=src, **opts)
             files = {f"{ENCODERS_DIR}/{name}{Path(k).suffix}": p for k, p in found.items()}

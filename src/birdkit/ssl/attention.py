@@ -4,6 +4,9 @@ layers (Abnar & Zuidema 2020), and an unsupervised call mask from the rollout (t
 The mask keeps the smallest set of patches holding ``mass`` of the rolled-out attention (as DINO's masks do).
 Attention always sums to one, so every window gets a mask; whether a window holds a call at all is decided by how
 concentrated its attention is, thresholded without labels (Otsu over the windows scored together).
+
+The class token is trained by no MAE loss, so its maps say little; the attention each patch *receives* from all
+tokens of the last layer (mean over heads and queries) is the better call detector (RESULTS.md), and is kept too.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ class AttentionMaps:
     spec: np.ndarray  # [n, n_mels, frames] the standardised log-mel the ViT saw
     heads: np.ndarray  # [n, heads, grid_f, grid_t] last layer, class token -> patches
     rollout: np.ndarray  # [n, grid_f, grid_t] rolled out through every layer, rows sum to 1
+    received: (
+        np.ndarray
+    )  # [n, grid_f, grid_t] last layer, attention each patch receives from all tokens, sums to 1
 
     @property
     def concentration(self) -> np.ndarray:
@@ -33,7 +39,7 @@ class AttentionMaps:
 
 @torch.no_grad()
 def attention_maps(encoder: Encoder, waves: np.ndarray, batch: int = 32) -> AttentionMaps:
-    specs, heads, rolls = [], [], []
+    specs, heads, rolls, received = [], [], [], []
     gf, gt = encoder.vit.grid
     for i in range(0, len(waves), batch):
         spec = encoder.frontend(torch.from_numpy(np.asarray(waves[i : i + batch], np.float32)))
@@ -47,7 +53,9 @@ def attention_maps(encoder: Encoder, waves: np.ndarray, batch: int = 32) -> Atte
         specs.append(spec[:, 0].numpy())
         heads.append(maps[-1][:, :, 0, 1:].reshape(spec.shape[0], -1, gf, gt).numpy())
         rolls.append((cls_roll / cls_roll.sum(dim=-1, keepdim=True)).reshape(-1, gf, gt).numpy())
-    return AttentionMaps(np.concatenate(specs), np.concatenate(heads), np.concatenate(rolls))
+        got = maps[-1].mean(dim=1)[:, :, 1:].mean(dim=1)  # [b, patches]
+        received.append((got / got.sum(dim=-1, keepdim=True)).reshape(-1, gf, gt).numpy())
+    return AttentionMaps(*(np.concatenate(v) for v in (specs, heads, rolls, received)))
 
 
 def call_mask(rollout: np.ndarray, mass: float = 0.5) -> np.ndarray:

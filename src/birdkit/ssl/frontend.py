@@ -36,19 +36,22 @@ class FrontendConfig:
         return asdict(self)
 
 
+def dft_basis(cfg: FrontendConfig) -> np.ndarray:
+    """[2 * (n_fft // 2 + 1), n_fft] float32: the Hann-windowed DFT, real rows then imaginary rows."""
+    n = np.arange(cfg.n_fft)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * n / cfg.n_fft)
+    k = np.arange(cfg.n_fft // 2 + 1)[:, None]
+    basis = np.concatenate([np.cos(2 * np.pi * k * n / cfg.n_fft), -np.sin(2 * np.pi * k * n / cfg.n_fft)])
+    return (basis * window).astype(np.float32)
+
+
 class LogMel(nn.Module):
     """[batch, samples] float32 -> [batch, 1, n_mels, frames] standardised log-mel power."""
 
     def __init__(self, cfg: FrontendConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        n = np.arange(cfg.n_fft)
-        window = 0.5 - 0.5 * np.cos(2 * np.pi * n / cfg.n_fft)
-        k = np.arange(cfg.n_fft // 2 + 1)[:, None]
-        basis = np.concatenate(
-            [np.cos(2 * np.pi * k * n / cfg.n_fft), -np.sin(2 * np.pi * k * n / cfg.n_fft)]
-        )
-        self.register_buffer("dft", torch.from_numpy((basis * window).astype(np.float32)[:, None, :]))
+        self.register_buffer("dft", torch.from_numpy(dft_basis(cfg)[:, None, :]))
         fb = mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
         self.register_buffer("mel", torch.from_numpy(fb))
 

@@ -1,8 +1,8 @@
 """A small ViT over log-mel patches: the backbone every objective trains and the encoder ships.
 
 Attention is written out (not ``nn.MultiheadAttention``) so each block can hand back its per-head weights for
-the attention maps, and so the graph exports to ONNX as plain matmuls. The embedding is the class token and
-the mean of the patch tokens after the last block, concatenated (``2 * dim``).
+the attention maps, and so the graph exports to ONNX as plain matmuls. The embedding pools the last block's
+normalised tokens (:mod:`birdkit.ssl.pooling`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from torch import nn
 
 from birdkit.errors import OptionError
 from birdkit.ssl.frontend import FrontendConfig, LogMel
+from birdkit.ssl.pooling import DEFAULT_POOL, check_pool
 
 # name -> (dim, depth, heads): sizes that train in minutes on 2 CPU cores (tiny, small) or want a GPU (base)
 SIZES = {"tiny": (64, 2, 4), "small": (128, 4, 4), "base": (256, 6, 8)}
@@ -34,6 +35,11 @@ class ViTConfig:
             raise OptionError(f"--size {size!r}: choose one of {', '.join(SIZES)}")
         dim, depth, heads = SIZES[size]
         return cls(size, patch, dim, depth, heads)
+
+    @property
+    def patch_shape(self) -> tuple[int, int]:
+        """(frequency, time) size of a patch."""
+        return self.patch, self.patch
 
     def grid(self, fe: FrontendConfig) -> tuple[int, int]:
         """Patches along frequency and time."""
@@ -108,19 +114,26 @@ class ViT(nn.Module):
         return self.norm(x), maps
 
 
-def pooled(tokens: torch.Tensor) -> torch.Tensor:
-    """The embedding: class token and mean patch token, concatenated."""
-    return torch.cat([tokens[:, 0], tokens[:, 1:].mean(dim=1)], dim=-1)
+def pooled(tokens: torch.Tensor, pool: str, grid: tuple[int, int]) -> torch.Tensor:
+    """The embedding of [b, 1 + rows * cols, dim] tokens (class token first; ``grid`` = (rows, cols))."""
+    patches = tokens[:, 1:]
+    if pool == "cls+mean":
+        return torch.cat([tokens[:, 0], patches.mean(dim=1)], dim=-1)
+    if pool == "mean":
+        return patches.mean(dim=1)
+    b, _, d = patches.shape
+    return patches.reshape(b, grid[0], grid[1], d).mean(dim=2).reshape(b, grid[0] * d)
 
 
 class Encoder(nn.Module):
-    """What ships: 5 s waveform [b, samples] -> embedding [b, 2 * dim]."""
+    """What ships: 5 s waveform [b, samples] -> embedding [b, D] (D from the pooling)."""
 
-    def __init__(self, vit: ViT, frontend: LogMel) -> None:
+    def __init__(self, vit: ViT, frontend: LogMel, pool: str = DEFAULT_POOL) -> None:
         super().__init__()
         self.frontend = frontend
         self.vit = vit
+        self.pool = check_pool(pool)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         tokens, _ = self.vit(patchify(self.frontend(wave), self.vit.cfg.patch))
-        return pooled(tokens)
+        return pooled(tokens, self.pool, self.vit.grid)

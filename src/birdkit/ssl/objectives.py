@@ -113,7 +113,12 @@ class VICReg(nn.Module):
         self.proj = nn.Sequential(nn.Linear(d, proj), nn.BatchNorm1d(proj), nn.ReLU(), nn.Linear(proj, proj))
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        za, zb = (self.proj(pooled(self.vit(patchify(augment(spec), self.vit.cfg.patch))[0])) for _ in "ab")
+        za, zb = (
+            self.proj(
+                pooled(self.vit(patchify(augment(spec), self.vit.cfg.patch))[0], "cls+mean", self.vit.grid)
+            )
+            for _ in "ab"
+        )
         inv = nn.functional.mse_loss(za, zb)
         var = sum(torch.relu(1.0 - torch.sqrt(z.var(dim=0) + 1e-4)).mean() for z in (za, zb))
         cov = 0.0

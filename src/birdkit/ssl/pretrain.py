@@ -28,6 +28,7 @@ from birdkit.io import atomic_write_bytes
 from birdkit.ssl.data import load_windows
 from birdkit.ssl.model import ViT, ViTConfig
 from birdkit.ssl.objectives import build, check_objective
+from birdkit.ssl.pooling import DEFAULT_POOL, check_pool
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -125,11 +126,14 @@ def pretrain(
     threads: int = 2,
     checkpoint_s: float = 30.0,
     progress: bool = True,
+    pool: str = DEFAULT_POOL,
 ) -> PretrainReport:
-    """Train (or resume) in ``out``; write the checkpoint, the loss curve and the encoder files there."""
+    """Train (or resume) in ``out``; write the checkpoint, the loss curve and the encoder files (embedding pooled
+    by ``pool``) there."""
     from birdkit.ssl.artifacts import write_artifacts
 
     cfg.check()
+    pool = check_pool(pool)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(threads)
@@ -200,7 +204,7 @@ def pretrain(
     snapshot()
     if stop:
         raise KeyboardInterrupt
-    files = write_artifacts(out, vit, fe, cfg, history, mels)
+    files = write_artifacts(out, vit, fe, cfg, history, mels, pool)
     losses = [h[2] for h in history]
     return PretrainReport(
         out,

@@ -28,9 +28,10 @@ def attention_section(
 
     lines = ["## 6. Attention of the self-supervised encoder", ""]
     described = store.load(ssl[0].root).meta.encoder
-    folder = (described.get("options") or {}).get("model_path") or described.get("model_path")
-    weights = Path(str(folder)) / "encoder.pt"
-    if not folder or not weights.is_file():
+    recorded = (described.get("options") or {}).get("model_path") or described.get("model_path")
+    folder = Path(str(recorded or "."))  # the model folder, or one of its files (encoder.json since TFLite)
+    weights = (folder if folder.is_dir() else folder.parent) / "encoder.pt"
+    if not recorded or not weights.is_file():
         return "\n".join([*lines, "The SSL store names no model folder with encoder.pt here; no maps.", ""])
     encoder = build_encoder(load_weights(weights))
     comp = Competition(opt.data_dir)
@@ -73,7 +74,10 @@ def attention_section(
         "The call mask keeps the fewest patches holding half of the class token's rolled-out attention; a window "
         "counts as holding a call when the patches it attends to are louder than its median patch by more than "
         f"an Otsu threshold over all windows (attended contrast; {pct(res.ssl_flagged)} of windows), or, the "
-        "second variant, when its attention is concentrated (top 10% of patches' share above Otsu). IoU over time is measured on patch columns (~0.32 s) "
+        "second variant, when its attention is concentrated (top 10% of patches' share above Otsu). The third "
+        "mask reads the attention each patch receives from every token of the last layer: a window holds a call "
+        "when its most-attended column is above Otsu over windows, and the mask keeps its columns above Otsu "
+        "over all columns. IoU over time is measured on patch columns (~0.32 s) "
         "against the surrogate's call windows (a 5 s resolution: a masked column inside a call window counts as "
         "a hit, an unmasked one as a miss). Baselines: the loudest columns (Otsu on log-mel energy) and "
         "marking everything.",

@@ -67,10 +67,8 @@ def spaces_section(
     x = {e: np.concatenate(v) for e, v in spaces.items()}
     note = "no --data-dir, so no mel-spectrogram baseline"
     if opt.data_dir is not None:
-        x[sp.BASELINE] = sp.mel_baseline(frames, roots, sp.BASELINE_DIMS, opt.seed)
-        note = (
-            f"`{sp.BASELINE}`: mean log-mel (64 bands) of each window, PCA to {sp.BASELINE_DIMS} dimensions"
-        )
+        x[sp.BASELINE] = sp.mel_baseline(frames, roots)
+        note = f"`{sp.BASELINE}`: mean log-mel (64 bands) of each window"
     n = len(next(iter(x.values())))
     k = cl.choose_k(n, opt.clusters)
     df = sp.compare(x, np.concatenate(folder), np.concatenate(pseudo), np.concatenate(files), k, opt.seed)
@@ -78,9 +76,10 @@ def spaces_section(
     rep.summary["spaces"] = df.to_dict(orient="records")
     lines += [
         f"The {n} windows of {', '.join(p[0] for p in parts)} that every store holds, in each space: {note}. "
+        f"Every space is standardised and reduced by PCA to {sp.COMPARE_DIMS} dimensions first (one rule for all). "
         f"K-means (k = {k}) on L2-normalised vectors; purity and AMI against the folder species (train windows) "
         f"and against {source[0].encoder}'s pseudo-labels (its most likely species, windows where it hears one). "
-        f"Linear probe: logistic regression on standardised vectors, accuracy on held-out recordings "
+        f"Linear probe: logistic regression on the same vectors, accuracy on held-out recordings "
         f"({sp.PROBE_FOLDS} folds grouped by file; labels with fewer than {sp.MIN_CLASS} windows left out); "
         "`probe majority` is what always guessing the commonest label scores. Table: `spaces.csv`.",
         "",
