@@ -4,9 +4,12 @@
 :class:`InferConfig`. The package reads as the path a chunk takes:
 
 - :mod:`.plan`: what scores a chunk (exported heads on their encoders, or an encoder's own logits), decided once.
-- :mod:`.scorer`: one process's interpreters for a plan: chunks -> probabilities (float64).
+- :mod:`.scorer`: one process's interpreters for a plan: chunks -> probabilities (float64), the models combined
+  by :mod:`.ensemble` (blend with the encoder's own classifier, mean or rank mean).
+- :mod:`.postprocess`: per file, what the dataset's ``postprocess.json`` says (neighbour max, smoothing, file
+  prior, the :mod:`.cooccur` prior).
 - :mod:`.files`, :mod:`.schedule`: the files, bundled, decoded ahead or in worker processes, scored.
-- :mod:`.guard`: the budget guard that switches to the encoders' fastest options when the run would overrun.
+- :mod:`.guard`: the budget guard that switches to the encoders' fastest options (and the post-processing they declare) when the run would overrun.
 - :mod:`.submission`: rows assembled with the prior where nothing was scored, written, checked.
 - :mod:`.run`: the run itself, and its profile.
 """
