@@ -26,6 +26,7 @@ COMMANDS = [
     "embed",
     "label",
     "train",
+    "selftrain",
     "sweep",
     "tune",
     "export",

@@ -16,7 +16,7 @@ from typing import Any
 from birdkit.cli.label import add_label_options
 from birdkit.cli.options import out_folder
 from birdkit.errors import OptionError
-from birdkit.heads.card import TrainConfig
+from birdkit.heads.card import ModelCard, TrainConfig
 
 
 def parse_params(items: list[str] | None) -> dict:
@@ -53,6 +53,8 @@ def add_config_options(p: argparse.ArgumentParser, group: str, title: str | None
         kwargs: dict[str, Any] = {"help": f.metadata["help"] + shown, "default": argparse.SUPPRESS}
         if kind is dict:  # KEY=VALUE pairs, repeatable
             kwargs.update(action="append", metavar=f.metadata.get("metavar"))
+        elif kind is bool:  # a switch: off unless given
+            kwargs.update(action="store_true", help=f.metadata["help"])
         else:
             kwargs.update(type=kind, choices=f.metadata.get("choices"))
         g.add_argument(f.metadata.get("flag") or "--" + f.name.replace("_", "-"), dest=f.name, **kwargs)
@@ -97,6 +99,12 @@ def read_truth(args: argparse.Namespace):
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a head on an embedding store -> models/NAME/{head.pt,card.json}")
+    add_training_inputs(p)
+    p.set_defaults(run=run)
+
+
+def add_training_inputs(p: argparse.ArgumentParser) -> None:
+    """The store, model folder, validation, config and held-out options (shared with `birdkit selftrain`)."""
     p.add_argument("emb_dir", help="embedding store folder (labels.parquet from `birdkit label` if present)")
     p.add_argument("--out", required=True, help="model folder, e.g. models/birdnet-asl")
     p.add_argument("--name", default=None, help="model name in the card (default: the folder name)")
@@ -115,14 +123,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_label_options(p, defaults=False)
     add_config_options(p, "training")
     add_test_options(p)
-    p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from birdkit.heads.train import train_head
+def training_inputs(args: argparse.Namespace) -> dict[str, Any]:
+    """The config, held-out test, excluded recordings and validation set the options name."""
     from birdkit.store.labels import LabelSpec
-
-    out_folder(args.out)
 
     labels = None
     if any(v is not None for v in (args.threshold, args.folder_labels, args.secondary_labels)):
@@ -151,19 +156,25 @@ def run(args: argparse.Namespace) -> int:
         if not where:
             raise OptionError("--validation-store needs --validation-truth (or --exclude-mix MIX_DIR)")
         validation = (args.validation_store, pd.read_csv(where, dtype={"labels": str}, keep_default_na=False))
-    card = train_head(
-        args.emb_dir,
-        args.out,
-        config,
-        test=test,
-        name=args.name,
-        exclude_files=exclude,
-        validation=validation,
-    )
+    return {"config": config, "test": test, "exclude_files": exclude, "validation": validation}
+
+
+def run(args: argparse.Namespace) -> int:
+    from birdkit.heads.train import train_head
+
+    out_folder(args.out)
+    inputs = training_inputs(args)
+    card = train_head(args.emb_dir, args.out, inputs.pop("config"), name=args.name, **inputs)
+    print_card(args.out, card)
+    return 0
+
+
+def print_card(out: str, card: ModelCard) -> None:
+    """What `train` and `selftrain` print about the head they wrote."""
     m, lab = card.metrics, card.labels
     residual = " residual over the encoder's logits," if card.head.get("base_index") is not None else ""
     print(
-        f"{args.out}: {card.head['kind']}{residual} head, {card.loss['name']} loss, labels {lab['folder']} "
+        f"{out}: {card.head['kind']}{residual} head, {card.loss['name']} loss, labels {lab['folder']} "
         f"(threshold {lab['threshold']}, {lab['source']}); best epoch {m['best_epoch']} of {m['epochs_run']}, "
         f"{m['train_seconds']:.1f} s"
     )
@@ -183,7 +194,6 @@ def run(args: argparse.Namespace) -> int:
             "  note: validated on pseudo-labels from the surrogate itself; give --validation-store (a `birdkit "
             "mix` set) for a score that means something"
         )
-    return 0
 
 
 def _f(v: float | None) -> str:

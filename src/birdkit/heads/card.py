@@ -88,6 +88,26 @@ class TrainConfig:
     val_fraction: float = _option(0.2, "share of recordings held out for validation")
     seed: int = _option(0, "seed of the split, the initial weights and the batch order")
     threads: int | None = _option(None, "torch threads (default: 1 for small heads, else min(2, cores))")
+    # regularisers the anchors have (BirdNET-Analyzer, perch-hoplite, OpenSoundscape); 0/1/False: off
+    label_smoothing: float = _option(0.0, "eps: every target t becomes t (1 - eps) + eps/2 (0: off)")
+    mixup: float = _option(
+        0.0,
+        "alpha: each batch is mixed with a shuffled copy of itself, weight lam ~ Beta(alpha, alpha), in the "
+        "embeddings, targets, loss weights and residual base logits alike (0: off)",
+    )
+    feature_noise: float = _option(
+        0.0, "Gaussian noise added to each training embedding, in units of each dimension's std (0: off)"
+    )
+    weak_negatives: float = _option(
+        1.0,
+        "w: a 0 in a clip's labels for a species other than its folder species counts with weight w in the "
+        "loss (its recordist never said it is absent); 1: every negative counts fully",
+    )
+    balanced: bool = _option(
+        False,
+        "class-balanced sampling: each epoch draws its windows with replacement so that every folder species "
+        "(and the soundscape rows, as one group) is drawn equally often",
+    )
 
     def __post_init__(self) -> None:
         checks = [
@@ -107,10 +127,28 @@ class TrainConfig:
             (self.epochs >= 1, f"--epochs {self.epochs}: must be 1 or more (a head needs one pass at least)"),
             (self.threads is None or self.threads >= 1, f"--threads {self.threads}: must be 1 or more"),
             *_param_checks(self.loss, self.loss_params),
+            *self._regulariser_checks(),
         ]
         problems = [msg for ok, msg in checks if not ok]
         if problems:
             raise OptionError("; ".join(problems))
+
+    def _regulariser_checks(self) -> list[tuple[bool, str]]:
+        return [
+            (
+                0.0 <= self.label_smoothing < 0.5,
+                f"--label-smoothing {self.label_smoothing}: must lie in [0, 0.5)",
+            ),
+            (self.mixup >= 0 and math.isfinite(self.mixup), f"--mixup {self.mixup}: must be 0 (off) or more"),
+            (
+                self.feature_noise >= 0 and math.isfinite(self.feature_noise),
+                f"--feature-noise {self.feature_noise}: must be 0 (off) or more",
+            ),
+            (
+                0.0 <= self.weak_negatives <= 1.0,
+                f"--weak-negatives {self.weak_negatives}: must lie in [0, 1]",
+            ),
+        ]
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

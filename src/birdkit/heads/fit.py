@@ -91,6 +91,45 @@ def _monitor_value(name: str, y: np.ndarray, logits: np.ndarray, loss: float) ->
     return -loss
 
 
+def balanced_draw(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One epoch's row order under class-balanced sampling: ``len(groups)`` draws with replacement, every group
+    (a folder species; soundscape rows form one group) drawn with the same total probability."""
+    _, inverse, counts = np.unique(np.asarray(groups, dtype=str), return_inverse=True, return_counts=True)
+    p = 1.0 / counts[inverse]
+    return rng.choice(len(groups), size=len(groups), replace=True, p=p / p.sum())
+
+
+@dataclass
+class Batch:
+    """One mini-batch of a fit: embeddings, targets, per-cell loss weights, residual base logits."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    w: torch.Tensor | None
+    b: torch.Tensor | None
+
+
+def augment(batch: Batch, config: TrainConfig, rng: np.random.Generator, x_std: torch.Tensor | None) -> Batch:
+    """The training-time regularisers, in this order: feature noise (std units per dimension), label smoothing
+    (t -> t (1 - eps) + eps/2), mixup (the batch with a shuffled copy of itself, lam ~ Beta(alpha, alpha), in
+    every tensor alike, so a residual head's base follows its embeddings). All off: the batch unchanged."""
+    x, y, w, b = batch.x, batch.y, batch.w, batch.b
+    if config.feature_noise and x_std is not None:
+        noise = torch.from_numpy(rng.standard_normal(x.shape, dtype=np.float32))
+        x = x + config.feature_noise * x_std * noise
+    if config.label_smoothing:
+        y = y * (1.0 - config.label_smoothing) + 0.5 * config.label_smoothing
+    if config.mixup and len(x) > 1:
+        lam = float(rng.beta(config.mixup, config.mixup))
+        j = torch.from_numpy(rng.permutation(len(x)))
+
+        def mix(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else lam * t + (1.0 - lam) * t.index_select(0, j)
+
+        x, y, w, b = mix(x), mix(y), mix(w), mix(b)
+    return Batch(x, y, w, b)  # type: ignore[arg-type]
+
+
 def specs(config: TrainConfig, in_dim: int, out_dim: int) -> tuple[dict, dict]:
     """The card's ``head`` and ``loss`` entries for a config: what ``build_head`` and ``build_loss`` take."""
     head = heads.head_spec(config.head, in_dim, out_dim, config.hidden, config.dropout)
@@ -109,6 +148,8 @@ def fit(
     progress: bool = True,
     init_state: dict | None = None,
     base: tuple[np.ndarray, np.ndarray | None] | None = None,
+    weight: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> FitResult:
     """Adam on mini-batches; after each epoch score the validation windows and keep the best state.
 
@@ -121,6 +162,11 @@ def fit(
     ``base`` (train, val): logits the head's output is added to (a residual head over its encoder's own
     logits). With a base, the starting state is epoch 0 and competes like any epoch: a correction that never
     beats the start on validation is not kept.
+
+    ``y_train`` may be soft (in [0, 1]: pseudo-labels; every loss takes them). ``weight`` [n, S]: each training
+    cell's weight in the loss (weak negatives); ``groups`` [n]: each row's group for ``config.balanced``
+    sampling (default: all one group, i.e. uniform). The regularisers (:func:`augment`) apply to training
+    batches only; validation always scores the plain embeddings against the plain labels.
     """
     if len(x_train) == 0:
         raise ValueError("no training windows")
@@ -143,6 +189,11 @@ def fit(
         if init_state is not None:
             head.load_state_dict(init_state)
         loss_fn = losses.build_loss(loss_spec)
+        if hasattr(
+            loss_fn, "binary_targets"
+        ):  # 0/1 targets stay 0/1 in every batch: ASL's fast path, no check
+            soft = config.label_smoothing or config.mixup or not np.isin(y_train, (0, 1)).all()
+            loss_fn.binary_targets = not soft
         opt = _adam(head, config.lr, config.weight_decay)
         bt = bv = None
         if base is not None:
@@ -150,6 +201,10 @@ def fit(
             bv = None if base[1] is None else np.asarray(base[1], dtype=np.float32)
         xt = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
         yt = torch.from_numpy(np.ascontiguousarray(y_train, dtype=np.float32))
+        wt = None if weight is None else torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float32))
+        x_std = xt.std(dim=0, keepdim=True) if config.feature_noise and n > 1 else None
+        aug = np.random.default_rng([config.seed, 1])  # its own stream: options off leave the order unchanged
+        grp = np.zeros(n, dtype=int) if groups is None else np.asarray(groups)
         if has_val:
             xv = np.ascontiguousarray(x_val, dtype=np.float32)
             yv_t = torch.from_numpy(np.ascontiguousarray(y_val, dtype=np.float32))
@@ -167,7 +222,7 @@ def fit(
             history.append({"epoch": 0, "val_loss": v_loss, f"val_{monitor}": best[0]})
         for epoch in range(1, epochs + 1):
             head.train()
-            perm = torch.from_numpy(rng.permutation(n))
+            perm = torch.from_numpy(balanced_draw(grp, rng) if config.balanced else rng.permutation(n))
             total, seen = 0.0, 0
             bar = tqdm(
                 range(len(starts)),
@@ -179,10 +234,15 @@ def fit(
             for b in bar:
                 end = starts[b + 1] if b + 1 < len(starts) else n
                 idx = perm[starts[b] : end]
-                logits = head(xt.index_select(0, idx))
-                if bt is not None:
-                    logits = logits + bt.index_select(0, idx)
-                loss = loss_fn(logits, yt.index_select(0, idx))
+
+                def pick(t: torch.Tensor | None, idx: torch.Tensor = idx) -> torch.Tensor | None:
+                    return None if t is None else t.index_select(0, idx)
+
+                batch = augment(Batch(pick(xt), pick(yt), pick(wt), pick(bt)), config, aug, x_std)  # type: ignore[arg-type]
+                logits = head(batch.x)
+                if batch.b is not None:
+                    logits = logits + batch.b
+                loss = loss_fn(logits, batch.y) if batch.w is None else loss_fn(logits, batch.y, batch.w)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

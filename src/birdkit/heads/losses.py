@@ -1,4 +1,8 @@
-"""Multi-label losses on logits [B, S] against 0/1 targets [B, S] (the paper's section 5.4).
+"""Multi-label losses on logits [B, S] against targets [B, S] (the paper's section 5.4).
+
+Targets are 0/1, or soft (in [0, 1]: pseudo-labels, label smoothing, mixup). Every loss takes an optional
+per-cell ``weight`` [B, S] (weak negatives, mixup of weights): the loss is then mean(weight * loss), so weight 1
+everywhere is the plain loss. ``asl`` runs its fast closed form on 0/1 targets without weights, else autograd.
 
 Every loss here returns a scalar whose scale does not depend on the batch size (a mean over windows), so a
 learning rate carries over between batch sizes and between the minicomp and the full competition.
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from birdkit.errors import OptionError
 from birdkit.heads.card import LOSSES
@@ -33,8 +37,8 @@ DEFAULTS: dict[str, dict] = {
 class BCELoss(nn.Module):
     """Binary cross-entropy on logits; the baseline with no hyperparameters."""
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))
+    def forward(self, logits: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+        return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), weight=weight)
 
 
 def _pow(t: torch.Tensor, g: float) -> torch.Tensor:
@@ -122,7 +126,7 @@ class _AsymmetricLossFn(torch.autograd.Function):
 class AsymmetricLoss(nn.Module):
     """ASL: down-weights easy negatives (γ-) and discards negatives with p < clip, for fuzzy pseudo-labels.
 
-    Targets are 0/1 (a target above 0.5 counts as positive). Log-probabilities come from ``logsigmoid`` so
+    Soft targets or weights go through :func:`asl_weighted`. Log-probabilities come from ``logsigmoid`` so
     confident logits do not give log(0). The gradient is computed in closed form (``_AsymmetricLossFn``);
     the tests check it against autograd of the plain formula.
     """
@@ -136,10 +140,34 @@ class AsymmetricLoss(nn.Module):
         self.gamma_pos = float(gamma_pos)
         self.gamma_neg = float(gamma_neg)
         self.clip = float(clip)
+        # set by a caller that knows every target is 0 or 1 (the fit loop): skips the per-batch check
+        self.binary_targets = False
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
         y = target.to(logits.dtype)
+        if weight is not None or (not self.binary_targets and bool(((y != 0) & (y != 1)).any())):
+            return asl_weighted(logits, y, self.gamma_pos, self.gamma_neg, self.clip, weight)
         return _AsymmetricLossFn.apply(logits, y, self.gamma_pos, self.gamma_neg, self.clip)
+
+
+def asl_weighted(
+    x: torch.Tensor, y: torch.Tensor, gp: float, gn: float, clip: float, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """ASL for soft targets and per-cell weights, by autograd: -mean(w (y L+ + (1 - y) L-)). The same loss as
+    the closed form on 0/1 targets with weight 1 (the tests check it); slower, so used only when needed."""
+    p = torch.sigmoid(x)
+    pos = _pow(torch.sigmoid(-x), gp) * F.logsigmoid(x)
+    if clip > 0:
+        m = (p - clip).clamp(min=0)
+        log_1m = torch.log1p(-m)  # 1 - m >= clip: finite
+    else:
+        m, log_1m = p, F.logsigmoid(-x)
+    # m ** γ- without the 0 * inf of its derivative at m = 0 (γ- < 1) or where the clip holds m at 0
+    mg = torch.where(m > 0, _pow(m.clamp(min=1e-12), gn), torch.zeros_like(m)) if gn else torch.ones_like(m)
+    cell = y * pos + (1 - y) * mg * log_1m
+    if weight is not None:
+        cell = cell * weight
+    return -cell.mean()
 
 
 class SigmoidF1Loss(nn.Module):
@@ -161,31 +189,33 @@ class SigmoidF1Loss(nn.Module):
         self.E = float(E)
         self.on = on
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
         y = target.to(logits.dtype)
         u = logits if self.on == "logits" else torch.sigmoid(logits)
         s = torch.sigmoid(-self.S * (u + self.E))  # = 1 / (1 + exp(S (u + E)))
-        tp = (s * y).sum(dim=0)
-        fp = (s * (1 - y)).sum(dim=0)
-        fn = ((1 - s) * y).sum(dim=0)
+        w = torch.ones_like(y) if weight is None else weight.to(logits.dtype)  # a cell's share of the counts
+        tp = (w * s * y).sum(dim=0)
+        fp = (w * s * (1 - y)).sum(dim=0)
+        fn = (w * (1 - s) * y).sum(dim=0)
         f1 = 2 * tp / (2 * tp + fn + fp + 1e-16)
         return 1 - f1.mean()
 
 
 class FocalLoss(nn.Module):
-    """Sigmoid focal loss: BCE scaled by (1 - p_t)^γ; α >= 0 also weights positives by α, negatives by 1 - α."""
+    """Sigmoid focal loss: BCE scaled by (1 - p_t)^γ = |y - p|^γ; α >= 0 also weights positives by α, negatives
+    by 1 - α. Soft targets: the same formula with |y - p| (quality focal loss), minimal at p = y."""
 
     def __init__(self, gamma: float = 2.0, alpha: float = -1.0) -> None:
         super().__init__()
         self.gamma = float(gamma)
         self.alpha = float(alpha)
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
         y = target.to(logits.dtype)
-        ce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
-        p = torch.sigmoid(logits)
-        p_t = y * p + (1 - y) * (1 - p)
-        loss = ce * (1 - p_t).pow(self.gamma)
+        ce = F.binary_cross_entropy_with_logits(logits, y, weight=weight, reduction="none")
+        # |y - p| is 1 - p_t for 0/1 targets; for soft ones it keeps the minimum at p = y (quality focal loss,
+        # Li et al. 2020), where 1 - p_t would pull a soft target's probability away from it
+        loss = ce * (y - torch.sigmoid(logits)).abs().pow(self.gamma)
         if self.alpha >= 0:
             loss = (y * self.alpha + (1 - y) * (1 - self.alpha)) * loss
         return loss.mean()

@@ -36,6 +36,7 @@ from birdkit.heads.residual import (
     store_base,
     zero_state,
 )
+from birdkit.heads.targets import describe_soft, training_rows
 from birdkit.io import atomic_write_bytes, atomic_write_json
 from birdkit.store import Embeddings, StoreError, load
 from birdkit.store.labels import LABELS_FILE, LabelSpec, labels_for, read_labels
@@ -128,13 +129,16 @@ def score_on_truth(
     }
 
 
-def data_fingerprint(emb: Embeddings, labels: np.ndarray) -> str:
-    """sha256 of what the head learns from: encoder, species, row ids, embeddings and labels."""
+def data_fingerprint(emb: Embeddings, labels: np.ndarray, *extra: np.ndarray) -> str:
+    """sha256 of what the head learns from: encoder, species, row ids, embeddings and labels (and ``extra``
+    arrays: soundscape rows and their soft targets)."""
     h = hashlib.sha256()
     h.update(json.dumps({"encoder": emb.meta.encoder, "species": emb.species}, sort_keys=True).encode())
     h.update("\n".join(emb.frame["file"].astype(str) + "/" + emb.frame["row_id"].astype(str)).encode())
     h.update(memoryview(np.ascontiguousarray(emb.embeddings, dtype=np.float32)).cast("B"))
     h.update(np.packbits(np.asarray(labels, dtype=bool), axis=None).tobytes())
+    for a in extra:
+        h.update(memoryview(np.ascontiguousarray(a, dtype=np.float32)).cast("B"))
     return "sha256:" + h.hexdigest()
 
 
@@ -217,6 +221,7 @@ def train_head(
     progress: bool = True,
     exclude_files: set[str] | frozenset[str] = frozenset(),
     validation: tuple[str | Path | Embeddings, pd.DataFrame] | None = None,
+    soundscapes: tuple[Embeddings, np.ndarray] | None = None,
 ) -> ModelCard:
     """Train a head on a store and write ``out/{head.pt, card.json, per_species_val.csv}``; return the card.
 
@@ -225,7 +230,9 @@ def train_head(
     score held-out windows, e.g. test soundscapes, with the competition metric. ``exclude_files``: recordings
     to leave out of training and validation alike (the clips a `birdkit mix` validation set drew from).
     ``validation``: (store, ``row_id, labels``) of labelled soundscapes (a `birdkit mix` set) that pick the best
-    epoch instead of held-out clips with pseudo-labels; every kept clip then trains.
+    epoch instead of held-out clips with pseudo-labels; every kept clip then trains. ``soundscapes``: (store,
+    soft targets [m, S] in [0, 1]) of unlabelled soundscape rows to train on beside the clips (self-training,
+    :mod:`birdkit.heads.selftrain`); the clips keep their labels.
     """
     emb = store if isinstance(store, Embeddings) else load(store)
     out = Path(out)
@@ -261,15 +268,22 @@ def train_head(
     residual = heads.is_residual(spec)
     if not residual:
         b_val = np.zeros_like(y_val, dtype=np.float32)
+    rows = training_rows(emb, y, train_mask, config, soundscapes)
+    extra: tuple[np.ndarray, ...] = ()
+    if soundscapes is not None:
+        label_info = {**label_info, "soundscapes": describe_soft(soundscapes)}
+        extra = (soundscapes[0].embeddings, soundscapes[1])
     result = fit(
-        x[train_mask],
-        y[train_mask],
+        rows.x,
+        rows.y,
         x_val,
         y_val,
         config,
         progress=progress,
         init_state=init_state,
-        base=(store_base(emb)[train_mask], b_val) if residual else None,
+        base=(rows.base, b_val) if residual else None,
+        weight=rows.weight,
+        groups=rows.groups,
     )
     model_metrics: dict[str, Any] = {
         "best_epoch": result.best_epoch,
@@ -281,6 +295,7 @@ def train_head(
             "windows": int(train_mask.sum()),
             "recordings": int(frame.loc[train_mask, "file"].nunique()),
             "positives": int(y[train_mask].sum()),
+            "soundscape_windows": len(rows.x) - int(train_mask.sum()),
         },
     }
     per_species = None
@@ -314,7 +329,7 @@ def train_head(
             "split": "by recording",
         },
         metrics=model_metrics,
-        data_fingerprint=data_fingerprint(emb, y),
+        data_fingerprint=data_fingerprint(emb, y, *extra),
         training_store={
             "name": Path(emb.root).name,
             # local only: `birdkit export` checks parity on this store, then cuts the path to a name
