@@ -527,6 +527,23 @@ ROWS: list[Row] = [
     R("mix-bad-range", "mix {comp} --out {w}/mx3 --species 5,2", "--species"),
     R("mix-holdout-2", "mix {comp} --out {w}/mx4 --holdout 2", "--holdout"),
     R("ssl-no-subcommand", "ssl", "ssl"),
+    R(
+        "selftrain-no-validation",
+        "selftrain {store} --out {w}/st1 --soundscapes {store}",
+        "--validation-store",
+    ),
+    R(
+        "selftrain-power-0",
+        "selftrain {store} --out {w}/st2 --soundscapes {store} --validation-store {store} --power 0",
+        "--power",
+    ),
+    R(
+        "selftrain-rounds-0",
+        "selftrain {store} --out {w}/st3 --soundscapes {store} --validation-store {store} --rounds 0",
+        "--rounds",
+    ),
+    R("train-mixup-negative", "train {store} --out {w}/tm --mixup -1", "--mixup"),
+    R("train-label-smoothing-1", "train {store} --out {w}/ts --label-smoothing 1", "--label-smoothing"),
     R("no-command", "", "command"),
     R("unknown-command", "frobnicate", "frobnicate"),
 ]
@@ -579,7 +596,7 @@ def test_the_table_covers_every_command_with_over_a_hundred_rows():
     commands = {r.argv[0] for r in ROWS if r.argv}
     assert len(ROWS) >= 100
     assert {"infer", "score", "profile", "export", "compile", "kaggle", "embed", "label", "train", "sweep",
-            "explore", "demo", "tune", "mix"} <= commands  # fmt: skip
+            "explore", "demo", "tune", "mix", "selftrain", "ssl"} <= commands  # fmt: skip
 
 
 def test_no_traceback_for_an_unexpected_error_outside_verbose(ctx, capsys, monkeypatch):

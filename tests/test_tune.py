@@ -121,3 +121,23 @@ def test_cli_tune_mines_cooccurrence_rules(validation, placeholder_test_store, t
     )
     assert "no post-processing" in capsys.readouterr().out
     assert "| co-occurrence prior |" in (tmp_path / "tune.md").read_text()  # rules found, the prior weighed
+
+
+def test_the_ship_gate_judges_on_files_nothing_was_chosen_on(scored):
+    """Validation files split into two seeded, disjoint halves; ``only`` cuts the raw scores and the truth to a
+    half; the gate compares candidates on one half alone."""
+    from birdkit.workflows.tune import TuneResult, held_out_wins, split_files
+
+    stems = sorted({rows[0].rpartition("_")[0] for rows, _ in scored.files})
+    select, judge = split_files(stems, seed=0)
+    assert sorted(select + judge) == stems and not set(select) & set(judge)
+    assert len(select) - len(judge) in (0, 1) and split_files(stems, seed=0) == (select, judge)
+    half = scored.only(judge)
+    ids = [r for rows, _ in half.files for r in rows]
+    assert sorted(ids) == sorted(half.truth["row_id"]) and {i.rpartition("_")[0] for i in ids} == set(judge)
+    same = search(scored, trials=3, seed=0)
+    same.scored = scored
+    assert held_out_wins(same, same, judge) == 0.5  # a candidate against itself: ties
+    none = TuneResult({}, 0.0, 0.0, scored=scored)
+    if scored.only(judge).score(same.best) > scored.only(judge).score({}):
+        assert held_out_wins(same, none, judge) > 0.5

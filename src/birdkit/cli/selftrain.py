@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from birdkit.cli.options import out_folder
+from birdkit.cli.options import out_folder, positive_float, positive_int
 from birdkit.cli.train import add_training_inputs, print_card, training_inputs
 from birdkit.errors import OptionError
 
@@ -27,11 +27,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="store of unlabelled soundscapes (e.g. `birdkit embed DATA --split unlabeled_soundscapes`)",
     )
     g.add_argument(
-        "--rounds", type=int, default=2, help="rounds after round 0 (the clips alone); round 1's teacher is "
+        "--rounds", type=positive_int, default=2, help="rounds after round 0 (the clips alone); round 1's teacher is "
         "the encoder's own classifier, later rounds' the previous round's head (default: 2)",
     )  # fmt: skip
     g.add_argument(
-        "--power", type=float, default=1.0, help="soft pseudo-label = probability ** power (default: 1)"
+        "--power", type=positive_float, default=1.0, help="soft pseudo-label = probability ** power (default: 1)"
     )
     p.set_defaults(run=run)
 
