@@ -103,7 +103,7 @@ def neighbour_max(probs: np.ndarray, drop: float) -> np.ndarray:
     out[1:] = np.fmax(out[1:], z[:-1] - drop)
     out[:-1] = np.fmax(out[:-1], z[1:] - drop)
     out[np.isnan(z)] = np.nan
-    return 1.0 / (1.0 + np.exp(-out))
+    return ensemble.sigmoid(out)
 
 
 def file_prior(probs: np.ndarray, a: float, mode: str = "add") -> np.ndarray:
