@@ -31,7 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "the encoder's own classifier, later rounds' the previous round's head (default: 2)",
     )  # fmt: skip
     g.add_argument(
-        "--power", type=positive_float, default=1.0, help="soft pseudo-label = probability ** power (default: 1)"
+        "--power",
+        type=positive_float,
+        default=1.0,
+        help="soft pseudo-label = probability ** power (default: 1)",
     )
     p.set_defaults(run=run)
 
