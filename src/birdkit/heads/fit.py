@@ -228,7 +228,7 @@ def fit(
                 range(len(starts)),
                 desc=f"epoch {epoch}/{epochs}",
                 unit="batch",
-                disable=not progress,
+                disable=None if progress else True,  # None: off where stderr is no terminal (a log, CI)
                 leave=False,
             )
             for b in bar:
