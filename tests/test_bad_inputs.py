@@ -492,6 +492,11 @@ ROWS: list[Row] = [
         "--trials",
     ),
     R("tune-missing-models", "tune {comp} --models {w}/nope --out {w}/t3", "nope"),
+    R(
+        "tune-cooccurrence-threshold-2",
+        "tune {comp} --passthrough placeholder --cooccurrence {store} --cooccurrence-threshold 2 --out {w}/t4",
+        "--cooccurrence-threshold",
+    ),
     R("explore-missing-store", "explore {w}/nope --out {w}/x1", "nope"),
     R("explore-threshold-2", "explore {store} --out {w}/x2 --threshold 2", "--threshold"),
     R("explore-clusters-0", "explore {store} --out {w}/x3 --clusters 0", "--clusters"),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from birdkit.cli.options import probability
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune", help="choose post-processing on a labelled validation set (Optuna)")
@@ -26,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--cooccurrence-threshold",
-        type=float,
+        type=probability,
         default=0.5,
         help="a species is in a recording where the store's classifier gives it this probability (equation 1)",
     )

@@ -22,10 +22,10 @@ def mine_rules(
     min_count: int = 2,
     exclude_files: set[str] | frozenset[str] = frozenset(),
 ) -> list[list]:
-    """Co-occurrence rules [species i, species j, confidence] from soundscape pseudo-labels: each store's (path
-    or loaded)
-    surrogate logits thresholded (equation 1), one transaction per recording, FP-growth (the exploratory
-    report's :func:`birdkit.explore.cooccurrence.mine`); single-species antecedents and consequents only.
+    """Co-occurrence rules [species i, species j, confidence] from soundscape pseudo-labels: each store's (a path
+    or loaded) surrogate logits thresholded (equation 1), one transaction per recording, FP-growth (the
+    exploratory report's :func:`birdkit.explore.cooccurrence.mine`); single-species antecedents and consequents
+    only.
     ``exclude_files``: recordings to leave out (the clips a `birdkit mix` validation set drew from)."""
     from birdkit.explore.cooccurrence import mine, transactions
     from birdkit.store.labels import predicted

@@ -156,10 +156,10 @@ def run_demo(
     # With a passthrough to beat, the validation files split in two: the head's epoch is chosen on one half, and
     # head vs passthrough (each with its post-processing) is judged on the other (a best-of-20-epochs pick judged
     # on the files it was picked on looks better than it is). Without one (generated data) every file chooses.
-    stems = sorted(val_truth["row_id"].astype(str).str.rpartition("_")[0].unique())
+    file_of = val_truth["row_id"].astype(str).str.rpartition("_")[0]
+    stems = sorted(file_of.unique())
     select, judge = split_files(stems) if not blind else (stems, [])
-    in_select = val_truth["row_id"].astype(str).str.rpartition("_")[0].isin(select)
-    validation = (val_store, val_truth[in_select].reset_index(drop=True))
+    validation = (val_store, val_truth[file_of.isin(select)].reset_index(drop=True))
     label_sets: dict[str, LabelSpec | None] = {"pseudo-labels": None}  # None: the store's labels.parquet
     if blind:
         label_sets["weak folder labels"] = LabelSpec(folder="all")
